@@ -1,0 +1,179 @@
+//! Wiring: backends from configuration, Socket.IO and HTTP on one listener,
+//! and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use metrics_exporter_prometheus::PrometheusHandle;
+use socketioxide::adapter::{Adapter, LocalAdapter};
+use socketioxide::layer::SocketIoLayer;
+use socketioxide::{SocketIo, SocketIoBuilder};
+use socketioxide_core::adapter::{DefinedAdapter, Spawnable};
+use socketioxide_redis::{RedisAdapter, RedisAdapterCtr};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::TokenVerifier;
+use crate::chat::events::EventBus;
+use crate::chat::{ChatService, Limits};
+use crate::config::{Config, Secrets};
+use crate::state::StateStore;
+use crate::state::memory::MemoryState;
+use crate::state::redis::RedisState;
+use crate::store::sql::{SqlStore, redact};
+use crate::transport::http::{self, HttpContext};
+use crate::transport::socketio::{self, SocketFanout};
+
+/// How long shutdown waits for in-flight events, and then for disconnect handlers.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Applies the migrations of the configured database and returns.
+pub async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let url = config.database_url()?;
+    SqlStore::connect(&url).await?;
+    println!("migrations applied to {}", redact(&url));
+    Ok(())
+}
+
+/// Runs the server until SIGTERM or Ctrl-C.
+pub async fn run(config: Config, metrics: PrometheusHandle) -> anyhow::Result<()> {
+    let secrets = config.secrets()?;
+    let db_url = config.database_url()?;
+    let store = Arc::new(SqlStore::connect(&db_url).await?);
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let server = Server { config: &config, secrets, metrics, listener, addr };
+
+    match config.redis_url() {
+        Some(url) => {
+            let state = Arc::new(RedisState::connect(url).await.context("connecting to Redis")?);
+            let client = redis::Client::open(with_resp3(url))?;
+            let adapter = RedisAdapterCtr::new_with_redis(&client)
+                .await
+                .context("starting the Socket.IO Redis adapter")?;
+            let builder = SocketIo::builder().with_adapter::<RedisAdapter<_>>(adapter);
+            let describe = format!("database {}, state redis {}", redact(&db_url), redact(url));
+            let (io, layer, wired) = server.wire(builder, store, state);
+            wired.register(&io).await.context("registering the Socket.IO namespace")?;
+            server.serve(io, layer, wired, &describe).await
+        }
+        None => {
+            let state = Arc::new(MemoryState::new());
+            let describe = format!("database {}, state in-process (single instance)", redact(&db_url));
+            let (io, layer, wired) = server.wire(SocketIo::builder(), store, state);
+            wired.register::<LocalAdapter>(&io).spawn();
+            server.serve(io, layer, wired, &describe).await
+        }
+    }
+}
+
+/// socketioxide's Redis adapter speaks RESP3.
+fn with_resp3(url: &str) -> String {
+    if url.contains("protocol=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&protocol=resp3")
+    } else {
+        format!("{url}?protocol=resp3")
+    }
+}
+
+struct Server<'a> {
+    config: &'a Config,
+    secrets: Secrets,
+    metrics: PrometheusHandle,
+    listener: TcpListener,
+    addr: SocketAddr,
+}
+
+/// The service and the background tasks it owns.
+struct Wired {
+    chat: Arc<ChatService>,
+    verifier: Arc<TokenVerifier>,
+    tasks: TaskTracker,
+    event_writer: tokio::task::JoinHandle<()>,
+}
+
+impl Wired {
+    fn register<A: Adapter + DefinedAdapter>(&self, io: &SocketIo<A>) -> A::InitRes {
+        socketio::register(io, self.chat.clone(), self.verifier.clone(), self.tasks.clone())
+    }
+}
+
+impl Server<'_> {
+    fn wire<A: Adapter>(
+        &self,
+        builder: SocketIoBuilder<A>,
+        store: Arc<SqlStore>,
+        state: Arc<dyn StateStore>,
+    ) -> (SocketIo<A>, SocketIoLayer<A>, Wired) {
+        let (layer, io) = builder.build_layer();
+        let (events, event_writer) = EventBus::start(state.clone());
+        let limits = Limits {
+            max_body_chars: self.config.max_body_chars,
+            messages_per_minute: self.config.rate_limit_per_minute,
+        };
+        let fanout = Arc::new(SocketFanout::new(io.clone()));
+        let chat = Arc::new(ChatService::new(store, state, fanout, events, limits));
+        let verifier = Arc::new(TokenVerifier::new(&self.secrets.jwt_secret));
+        (io, layer, Wired { chat, verifier, tasks: TaskTracker::new(), event_writer })
+    }
+
+    async fn serve<A: Adapter>(self, io: SocketIo<A>, layer: SocketIoLayer<A>, wired: Wired, describe: &str) -> anyhow::Result<()> {
+        let ctx = HttpContext {
+            chat: wired.chat.clone(),
+            verifier: wired.verifier.clone(),
+            service_token: self.secrets.service_token.as_str().into(),
+            metrics: self.metrics,
+        };
+        let router = http::router(ctx).layer(layer);
+        let stop = CancellationToken::new();
+        let refresher = tokio::spawn(wired.chat.clone().refresh_presence(stop.clone()));
+        let server = tokio::spawn({
+            let stop = stop.clone();
+            axum::serve(self.listener, router)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .into_future()
+        });
+        tracing::info!(%describe, "chat-host started");
+        println!("chat-host listening on http://{}", self.addr);
+        println!("chat-host stores: {describe}; plugins: none");
+
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight events");
+        stop.cancel();
+        wired.tasks.close();
+        let _ = tokio::time::timeout(DRAIN_TIMEOUT, wired.tasks.wait()).await;
+        io.close().await;
+        let _ = tokio::time::timeout(DRAIN_TIMEOUT, wired.tasks.wait()).await;
+        wired.chat.events().close();
+        let _ = wired.event_writer.await;
+        let _ = refresher.await;
+        match tokio::time::timeout(DRAIN_TIMEOUT, server).await {
+            Ok(result) => result??,
+            Err(_) => tracing::warn!("connections still open after the drain timeout"),
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

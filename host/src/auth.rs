@@ -1,0 +1,155 @@
+//! Client identity: HS256 JWT verification for sockets and the admin API.
+
+use std::fmt;
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
+use serde::{Deserialize, Serialize};
+
+use crate::chat::validate::is_valid_id;
+
+/// Clock skew tolerated on `exp`, in seconds ("a few seconds at most").
+const LEEWAY_SECS: u64 = 2;
+
+/// What a user is on the marketplace; admins may read any thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Buys work.
+    Client,
+    /// Sells work.
+    Freelancer,
+    /// Platform staff; reads any thread for disputes.
+    Admin,
+}
+
+impl Role {
+    /// The wire name (`client`, `freelancer`, `admin`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Client => "client",
+            Self::Freelancer => "freelancer",
+            Self::Admin => "admin",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "client" => Some(Self::Client),
+            "freelancer" => Some(Self::Freelancer),
+            "admin" => Some(Self::Admin),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A verified caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The `sub` claim: 1-64 chars of `[A-Za-z0-9_.:-]`.
+    pub user_id: String,
+    /// The `role` claim.
+    pub role: Role,
+}
+
+/// Why a token was refused; never shown to the client beyond `unauthorized`.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Signature, algorithm, expiry or shape is wrong.
+    #[error("invalid token: {0}")]
+    Token(#[from] jsonwebtoken::errors::Error),
+    /// `sub` is not a valid user id.
+    #[error("invalid subject")]
+    Subject,
+    /// `role` is not one of the known roles.
+    #[error("invalid role")]
+    Role,
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    sub: String,
+    role: String,
+}
+
+/// Verifies client JWTs (HS256 only, `exp` required).
+pub struct TokenVerifier {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+impl TokenVerifier {
+    /// A verifier for tokens signed with `secret`.
+    pub fn new(secret: &str) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = LEEWAY_SECS;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Self {
+            key: DecodingKey::from_secret(secret.as_bytes()),
+            validation,
+        }
+    }
+
+    /// Checks signature, algorithm, expiry, subject and role.
+    pub fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+        let claims = decode::<Claims>(token, &self.key, &self.validation)?.claims;
+        if !is_valid_id(&claims.sub) {
+            return Err(AuthError::Subject);
+        }
+        let role = Role::parse(&claims.role).ok_or(AuthError::Role)?;
+        Ok(Identity {
+            user_id: claims.sub,
+            role,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    use serde_json::json;
+
+    fn now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    fn sign(claims: serde_json::Value, secret: &str) -> String {
+        encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn accepts_a_valid_token_and_refuses_bad_ones() {
+        let v = TokenVerifier::new("s3cret");
+        let ok = sign(json!({"sub":"u1","role":"freelancer","exp":now()+60}), "s3cret");
+        assert_eq!(v.verify(&ok).unwrap().role, Role::Freelancer);
+
+        let cases = [
+            sign(json!({"sub":"u1","role":"client","exp":now()+60}), "other"),
+            sign(json!({"sub":"u1","role":"client","exp":now()-10}), "s3cret"),
+            sign(json!({"sub":"u1","role":"client"}), "s3cret"),
+            sign(json!({"sub":"u 1","role":"client","exp":now()+60}), "s3cret"),
+            sign(json!({"sub":"u1","role":"root","exp":now()+60}), "s3cret"),
+            // alg: none, unsigned
+            "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJ1MSIsInJvbGUiOiJhZG1pbiIsImV4cCI6OTk5OTk5OTk5OX0.".into(),
+            "garbage".into(),
+        ];
+        for token in cases {
+            assert!(v.verify(&token).is_err(), "accepted {token}");
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Use cases of the service/admin HTTP API: profiles, threads, participants and
+//! the full history with receipts for disputes. Each is an event on the stream.
+
+use rand::distr::{Alphanumeric, SampleString};
+use serde_json::Value;
+
+use super::events::ChatEvent;
+use super::model::{Millis, Page, UserProfile, now_ms};
+use super::policy::{Action, Request};
+use super::{Actor, ChatService, validate};
+use crate::auth::Role;
+use crate::error::ChatError;
+use crate::store::{AddParticipant, CreateThread, MessageWithReceipts, NewThread};
+
+/// A created thread, as the API returns it.
+#[derive(Debug, Clone)]
+pub struct CreatedThread {
+    /// Thread id (generated when not given).
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// Participants.
+    pub participant_ids: Vec<String>,
+    /// Creation time.
+    pub created_at_ms: Millis,
+}
+
+fn text(field: &str, value: &str, max: usize) -> Result<(), ChatError> {
+    let n = value.trim().chars().count();
+    if n == 0 || value.chars().count() > max {
+        return Err(ChatError::invalid(format!("{field} must be 1-{max} characters")));
+    }
+    Ok(())
+}
+
+impl ChatService {
+    /// Creates or updates a user profile.
+    pub async fn upsert_user(&self, actor: &Actor, user: UserProfile) -> Result<(), ChatError> {
+        validate::id("id", &user.id)?;
+        text("displayName", &user.display_name, 200)?;
+        if let Some(url) = &user.avatar_url {
+            text("avatarUrl", url, 2048)?;
+        }
+        if Role::parse(&user.role).is_none() {
+            return Err(ChatError::invalid("role must be client, freelancer or admin"));
+        }
+        self.store.upsert_user(&user, now_ms()).await?;
+        self.events.publish(ChatEvent::new("user_upserted", &actor.user_id).subject(&user.id));
+        Ok(())
+    }
+
+    /// Creates a thread; the id is generated when absent.
+    pub async fn create_thread(
+        &self,
+        actor: &Actor,
+        id: Option<String>,
+        title: String,
+        mut participant_ids: Vec<String>,
+    ) -> Result<CreatedThread, ChatError> {
+        let id = id.unwrap_or_else(|| format!("t_{}", Alphanumeric.sample_string(&mut rand::rng(), 16)));
+        validate::id("id", &id)?;
+        text("title", &title, 500)?;
+        for user in &participant_ids {
+            validate::id("participantIds[]", user)?;
+        }
+        let mut seen = std::collections::HashSet::new();
+        participant_ids.retain(|u| seen.insert(u.clone()));
+        let thread = NewThread { id, title, participant_ids, created_at_ms: now_ms() };
+        match self.store.create_thread(&thread).await? {
+            CreateThread::Created => {}
+            CreateThread::Conflict => return Err(ChatError::Conflict(format!("thread {} already exists", thread.id))),
+            CreateThread::UnknownUsers(users) => return Err(ChatError::UnknownUsers(users)),
+        }
+        self.events.publish(ChatEvent::new("thread_created", &actor.user_id).thread(&thread.id));
+        Ok(CreatedThread {
+            id: thread.id,
+            title: thread.title,
+            participant_ids: thread.participant_ids,
+            created_at_ms: thread.created_at_ms,
+        })
+    }
+
+    /// Adds a participant and drops the cached thread metadata.
+    pub async fn add_participant(&self, actor: &Actor, thread: &str, user: &str) -> Result<(), ChatError> {
+        validate::id("threadId", thread)?;
+        validate::id("userId", user)?;
+        match self.store.add_participant(thread, user, now_ms()).await? {
+            AddParticipant::Added => {}
+            AddParticipant::ThreadNotFound => return Err(ChatError::NotFound(format!("thread {thread} does not exist"))),
+            AddParticipant::UnknownUser => return Err(ChatError::UnknownUsers(vec![user.to_owned()])),
+        }
+        self.threads.invalidate(thread).await?;
+        self.events.publish(ChatEvent::new("participant_added", &actor.user_id).thread(thread).subject(user));
+        Ok(())
+    }
+
+    /// The full history with every receipt, for disputes.
+    pub async fn admin_history(
+        &self,
+        actor: &Actor,
+        thread: &str,
+        before: Option<&str>,
+        limit: Option<&str>,
+    ) -> Result<Page<MessageWithReceipts>, ChatError> {
+        validate::id("threadId", thread)?;
+        let before = before.map(|id| validate::message_id("beforeId", id)).transpose()?;
+        let limit = limit
+            .map(|l| l.parse::<i64>().map(Value::from).map_err(|_| ChatError::invalid("limit must be an integer of at least 1")))
+            .transpose()?;
+        let limit = validate::history_limit(limit.as_ref())?;
+        let meta = self.threads.require(thread).await?;
+        self.policy.check_access(&Request { action: Action::History, actor, thread: &meta }).await?;
+        let page = self.store.history_with_receipts(thread, before, limit).await?;
+        self.events.publish(ChatEvent::new("admin_viewed_thread", &actor.user_id).thread(thread));
+        Ok(page)
+    }
+}

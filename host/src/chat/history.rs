@@ -1,0 +1,49 @@
+//! `chat:history`: pages of messages, oldest first.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::events::ChatEvent;
+use super::model::MessageView;
+use super::policy::{Action, Request};
+use super::{Actor, ChatService, validate};
+use crate::error::ChatError;
+
+/// Payload of `chat:history`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryPayload {
+    /// Thread id.
+    pub thread_id: String,
+    /// Only messages older than this id (decimal string).
+    pub before_id: Option<String>,
+    /// Page size: default 50, capped to 100.
+    pub limit: Option<Value>,
+}
+
+/// Ack of `chat:history`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryPage {
+    /// Oldest first.
+    pub messages: Vec<MessageView>,
+    /// Older messages exist.
+    pub has_more: bool,
+}
+
+impl ChatService {
+    /// A page of the thread's history for a participant or an admin.
+    pub async fn history(&self, actor: &Actor, payload: Value) -> Result<HistoryPage, ChatError> {
+        let p: HistoryPayload = validate::payload(payload)?;
+        validate::id("threadId", &p.thread_id)?;
+        let before = p.before_id.as_deref().map(|id| validate::message_id("beforeId", id)).transpose()?;
+        let limit = validate::history_limit(p.limit.as_ref())?;
+        let thread = self.threads.require(&p.thread_id).await?;
+        self.policy.check_access(&Request { action: Action::History, actor, thread: &thread }).await?;
+        let page = self.store.history(&thread.id, before, limit).await?;
+        if !thread.has_participant(&actor.user_id) {
+            self.events.publish(ChatEvent::new("admin_viewed_thread", &actor.user_id).thread(&thread.id));
+        }
+        Ok(HistoryPage { messages: page.items.iter().map(MessageView::from).collect(), has_more: page.has_more })
+    }
+}

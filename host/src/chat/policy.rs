@@ -1,0 +1,257 @@
+//! The policy chain: access (all must allow), rate limit (strictest wins) and
+//! message hooks (in order). The built-in rules of the contract are the first
+//! links; plugins are appended after them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::model::ThreadMeta;
+use super::{Actor, Limits};
+use crate::auth::Role;
+use crate::error::ChatError;
+
+/// The action being decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// `chat:join`.
+    Join,
+    /// `chat:send-message`.
+    Send,
+    /// `chat:read`.
+    Read,
+    /// `chat:typing`.
+    Typing,
+    /// `chat:history` and the admin history API.
+    History,
+}
+
+impl Action {
+    /// True for actions that only read the thread.
+    pub fn is_read_only(self) -> bool {
+        matches!(self, Self::Join | Self::History)
+    }
+}
+
+/// Everything a policy may look at to decide.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// What is being done.
+    pub action: Action,
+    /// Who does it.
+    pub actor: &'a Actor,
+    /// The thread it is done to.
+    pub thread: &'a ThreadMeta,
+}
+
+/// An access decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Go on.
+    Allow,
+    /// Stop with `forbidden` and this reason.
+    Deny(String),
+}
+
+/// At most `limit` actions per `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Actions allowed per window.
+    pub limit: u32,
+    /// Window length.
+    pub window: Duration,
+}
+
+impl RateLimit {
+    /// True if `self` allows fewer actions per unit of time than `other`.
+    fn stricter_than(&self, other: &RateLimit) -> bool {
+        u128::from(self.limit) * other.window.as_millis() < u128::from(other.limit) * self.window.as_millis()
+    }
+}
+
+/// A message hook's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HookVerdict {
+    /// Keep the body.
+    Pass,
+    /// Replace the body.
+    Rewrite(String),
+    /// Refuse the message with `rejected` and this reason.
+    Reject(String),
+}
+
+/// One link of the chain. Every method has a neutral default, so a policy
+/// implements only what it decides.
+#[async_trait]
+pub trait Policy: Send + Sync {
+    /// Name used in logs and metrics.
+    fn name(&self) -> &str;
+    /// Access decision.
+    async fn access(&self, _req: &Request<'_>) -> Verdict {
+        Verdict::Allow
+    }
+    /// Rate-limit policy for the action, or `None` for no opinion.
+    async fn rate_limit(&self, _req: &Request<'_>) -> Option<RateLimit> {
+        None
+    }
+    /// Inspects or rewrites a body before it is stored.
+    async fn message_hook(&self, _req: &Request<'_>, _body: &str) -> HookVerdict {
+        HookVerdict::Pass
+    }
+}
+
+/// The contract's access rule: participants do everything; an admin who is not a
+/// participant may only join (read-only) and read history.
+pub struct ParticipantAccess;
+
+#[async_trait]
+impl Policy for ParticipantAccess {
+    fn name(&self) -> &str {
+        "builtin:participant-access"
+    }
+
+    async fn access(&self, req: &Request<'_>) -> Verdict {
+        if req.thread.has_participant(&req.actor.user_id) {
+            Verdict::Allow
+        } else if req.actor.role == Role::Admin && req.action.is_read_only() {
+            Verdict::Allow
+        } else if req.actor.role == Role::Admin {
+            Verdict::Deny("admins read threads they are not part of; they cannot write to them".into())
+        } else {
+            Verdict::Deny("you are not a participant of this thread".into())
+        }
+    }
+}
+
+/// The default send limit (`CHAT_RATE_LIMIT_PER_MINUTE`).
+pub struct DefaultRateLimit(pub RateLimit);
+
+#[async_trait]
+impl Policy for DefaultRateLimit {
+    fn name(&self) -> &str {
+        "builtin:rate-limit"
+    }
+
+    async fn rate_limit(&self, req: &Request<'_>) -> Option<RateLimit> {
+        (req.action == Action::Send).then_some(self.0)
+    }
+}
+
+/// The ordered policies every use case consults.
+pub struct PolicyChain {
+    policies: Vec<Arc<dyn Policy>>,
+    default_limit: RateLimit,
+}
+
+impl PolicyChain {
+    /// The chain of the contract's built-in rules.
+    pub fn builtin(limits: Limits) -> Self {
+        let default_limit = RateLimit {
+            limit: limits.messages_per_minute,
+            window: Duration::from_secs(60),
+        };
+        Self {
+            policies: vec![Arc::new(ParticipantAccess), Arc::new(DefaultRateLimit(default_limit))],
+            default_limit,
+        }
+    }
+
+    /// Every policy must allow; the first denial is `forbidden`.
+    pub async fn check_access(&self, req: &Request<'_>) -> Result<(), ChatError> {
+        for policy in &self.policies {
+            if let Verdict::Deny(reason) = policy.access(req).await {
+                tracing::debug!(policy = policy.name(), %reason, "access denied");
+                return Err(ChatError::Forbidden(reason));
+            }
+        }
+        Ok(())
+    }
+
+    /// The strictest rate limit any policy asks for.
+    pub async fn rate_limit(&self, req: &Request<'_>) -> RateLimit {
+        let mut strictest: Option<RateLimit> = None;
+        for policy in &self.policies {
+            if let Some(limit) = policy.rate_limit(req).await {
+                if strictest.is_none_or(|s| limit.stricter_than(&s)) {
+                    strictest = Some(limit);
+                }
+            }
+        }
+        strictest.unwrap_or(self.default_limit)
+    }
+
+    /// Runs the message hooks in order; each sees the previous rewrite; a reject stops.
+    pub async fn run_hooks(&self, req: &Request<'_>, mut body: String) -> Result<String, ChatError> {
+        for policy in &self.policies {
+            match policy.message_hook(req, &body).await {
+                HookVerdict::Pass => {}
+                HookVerdict::Rewrite(new_body) => body = new_body,
+                HookVerdict::Reject(reason) => return Err(ChatError::Rejected(reason)),
+            }
+        }
+        Ok(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::model::ParticipantProfile;
+
+    fn thread() -> ThreadMeta {
+        let p = |id: &str| ParticipantProfile { user_id: id.into(), display_name: id.into(), avatar_url: None, role: "client".into() };
+        ThreadMeta { id: "t".into(), title: "t".into(), created_at_ms: 0, participants: vec![p("alice"), p("bob")] }
+    }
+
+    fn actor(id: &str, role: Role) -> Actor {
+        Actor { user_id: id.into(), role, connection: None }
+    }
+
+    #[tokio::test]
+    async fn participants_act_admins_read_others_are_refused() {
+        let chain = PolicyChain::builtin(Limits { max_body_chars: 10, messages_per_minute: 25 });
+        let t = thread();
+        let check = |a: Actor, action| {
+            let chain = &chain;
+            let t = &t;
+            async move { chain.check_access(&Request { action, actor: &a, thread: t }).await.is_ok() }
+        };
+        assert!(check(actor("alice", Role::Client), Action::Send).await);
+        assert!(check(actor("root", Role::Admin), Action::Join).await);
+        assert!(check(actor("root", Role::Admin), Action::History).await);
+        assert!(!check(actor("root", Role::Admin), Action::Send).await);
+        assert!(!check(actor("root", Role::Admin), Action::Read).await);
+        assert!(!check(actor("root", Role::Admin), Action::Typing).await);
+        assert!(!check(actor("mallory", Role::Freelancer), Action::Join).await);
+    }
+
+    struct Strict;
+    #[async_trait]
+    impl Policy for Strict {
+        fn name(&self) -> &str {
+            "strict"
+        }
+        async fn rate_limit(&self, _req: &Request<'_>) -> Option<RateLimit> {
+            Some(RateLimit { limit: 5, window: Duration::from_secs(10) })
+        }
+        async fn message_hook(&self, _req: &Request<'_>, body: &str) -> HookVerdict {
+            if body.contains("forbidden") { HookVerdict::Reject("no".into()) } else { HookVerdict::Rewrite(body.to_uppercase()) }
+        }
+    }
+
+    #[tokio::test]
+    async fn strictest_limit_wins_and_hooks_chain() {
+        let mut chain = PolicyChain::builtin(Limits { max_body_chars: 10, messages_per_minute: 25 });
+        let (t, a) = (thread(), actor("alice", Role::Client));
+        let req = Request { action: Action::Send, actor: &a, thread: &t };
+        assert_eq!(chain.rate_limit(&req).await.limit, 25);
+        chain.policies.push(Arc::new(Strict)); // 30/min beats 25/min? no: 5 per 10 s is 30/min
+        assert_eq!(chain.rate_limit(&req).await.limit, 25);
+        chain.default_limit.limit = 40;
+        chain.policies[1] = Arc::new(DefaultRateLimit(RateLimit { limit: 40, window: Duration::from_secs(60) }));
+        assert_eq!(chain.rate_limit(&req).await, RateLimit { limit: 5, window: Duration::from_secs(10) });
+        assert_eq!(chain.run_hooks(&req, "hi".into()).await.unwrap(), "HI");
+        assert!(matches!(chain.run_hooks(&req, "forbidden".into()).await, Err(ChatError::Rejected(_))));
+    }
+}

@@ -1,0 +1,123 @@
+//! `chat:send-message`: the full chain, from validation to the event stream.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::events::ChatEvent;
+use super::fanout::{thread_room, user_room};
+use super::model::{Message, MessageView, now_ms};
+use super::policy::{Action, Request};
+use super::{Actor, ChatService, validate};
+use crate::error::ChatError;
+use crate::state::RateDecision;
+use crate::store::{InsertMessage, NewMessage, NewReceipt};
+
+/// Payload of `chat:send-message`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendPayload {
+    /// Thread id.
+    pub thread_id: String,
+    /// Body, trimmed before use.
+    pub body: String,
+    /// Idempotency key of the sender.
+    pub client_message_id: String,
+}
+
+/// Ack of `chat:send-message`.
+#[derive(Debug, Serialize)]
+pub struct Sent {
+    /// The stored message.
+    pub message: MessageView,
+}
+
+fn ceil_millis(d: Duration) -> u64 {
+    d.as_micros().div_ceil(1000).try_into().unwrap_or(u64::MAX)
+}
+
+/// A repeated `clientMessageId` returns the stored message only for the same thread and body.
+fn replay(existing: Message, thread: &str, body: &str) -> Result<Sent, ChatError> {
+    if existing.thread_id == thread && existing.body == body {
+        Ok(Sent { message: MessageView::from(&existing) })
+    } else {
+        Err(ChatError::invalid("clientMessageId was already used for another message"))
+    }
+}
+
+impl ChatService {
+    /// Stores a message and delivers it to every participant (queued for offline ones).
+    pub async fn send_message(&self, actor: &Actor, payload: Value) -> Result<Sent, ChatError> {
+        let p: SendPayload = validate::payload(payload)?;
+        validate::id("threadId", &p.thread_id)?;
+        validate::client_message_id(&p.client_message_id)?;
+        let body = validate::body(&p.body, self.limits.max_body_chars)?;
+        let thread = self.threads.require(&p.thread_id).await?;
+        let req = Request { action: Action::Send, actor, thread: &thread };
+        self.policy.check_access(&req).await?;
+
+        if let Some(existing) = self.store.message_by_client_id(&actor.user_id, &p.client_message_id).await? {
+            return replay(existing, &thread.id, &body);
+        }
+        let limit = self.policy.rate_limit(&req).await;
+        if let RateDecision::Limited { retry_after } =
+            self.state.rate_limit_hit(&actor.user_id, limit.limit, limit.window).await?
+        {
+            self.events.publish(ChatEvent::new("rate_limited", &actor.user_id).thread(&thread.id));
+            return Err(ChatError::RateLimited { retry_after_ms: ceil_millis(retry_after) });
+        }
+        let body = match self.policy.run_hooks(&req, body).await {
+            Err(rejected @ ChatError::Rejected(_)) => {
+                self.events.publish(ChatEvent::new("plugin_rejected", &actor.user_id).thread(&thread.id));
+                return Err(rejected);
+            }
+            other => other?,
+        };
+
+        let recipients: Vec<String> =
+            thread.participant_ids().filter(|u| *u != actor.user_id).map(str::to_owned).collect();
+        let online = self.state.presence_online(&recipients).await?;
+        let mut receipts: Vec<NewReceipt> = recipients
+            .iter()
+            .zip(&online)
+            .map(|(user, online)| NewReceipt { user_id: user.clone(), delivered: *online, read: false })
+            .collect();
+        if thread.has_participant(&actor.user_id) {
+            receipts.push(NewReceipt { user_id: actor.user_id.clone(), delivered: true, read: true });
+        }
+        let new = NewMessage {
+            thread_id: thread.id.clone(),
+            sender_id: actor.user_id.clone(),
+            body: body.clone(),
+            client_message_id: p.client_message_id,
+            created_at_ms: now_ms(),
+        };
+        let message = match self.store.insert_message(&new, &receipts).await? {
+            InsertMessage::Inserted(message) => message,
+            // A concurrent send with the same key won the race.
+            InsertMessage::Existing(existing) => return replay(existing, &thread.id, &body),
+        };
+        let view = MessageView::from(&message);
+
+        let offline: Vec<String> = recipients.into_iter().zip(online).filter(|(_, on)| !on).map(|(u, _)| u).collect();
+        if !offline.is_empty() {
+            let json = serde_json::to_string(&view).map_err(|e| ChatError::Internal(e.into()))?;
+            match self.state.offline_push(&offline, &thread.id, &json).await {
+                Ok(()) => metrics::counter!("chat_offline_queued_total").increment(offline.len() as u64),
+                Err(e) => tracing::warn!(error = %e, message = message.id, "offline queue not written; history has the message"),
+            }
+        }
+        let mut rooms: Vec<String> = thread.participant_ids().map(user_room).collect();
+        rooms.push(thread_room(&thread.id));
+        self.fanout.emit(rooms, actor.connection.as_ref(), "chat:message", &json!({ "message": view })).await;
+
+        if matches!(self.state.typing_stop(&thread.id, &actor.user_id).await, Ok(true)) {
+            let payload = json!({ "threadId": thread.id, "userId": actor.user_id, "isTyping": false });
+            self.fanout.emit(vec![thread_room(&thread.id)], actor.connection.as_ref(), "chat:typing", &payload).await;
+        }
+        metrics::counter!("chat_messages_sent_total").increment(1);
+        self.events.publish(ChatEvent::new("message_sent", &actor.user_id).thread(&thread.id).message(message.id));
+        Ok(Sent { message: view })
+    }
+}

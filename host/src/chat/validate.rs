@@ -1,0 +1,121 @@
+//! Payload validation shared by every use case: ids, bodies, limits.
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::model::MessageId;
+use crate::error::ChatError;
+
+/// Default and largest page size of `chat:history`.
+pub const HISTORY_DEFAULT_LIMIT: u32 = 50;
+/// Larger requested limits are capped to this.
+pub const HISTORY_MAX_LIMIT: u32 = 100;
+
+/// True for 1-64 chars of `[A-Za-z0-9_.:-]` (user and thread ids).
+pub fn is_valid_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
+}
+
+/// Decodes a payload into its typed form; any shape error is `invalid_payload`.
+pub fn payload<T: DeserializeOwned>(value: Value) -> Result<T, ChatError> {
+    serde_json::from_value(value).map_err(|e| ChatError::invalid(format!("invalid payload: {e}")))
+}
+
+/// Checks a user or thread id.
+pub fn id(field: &str, value: &str) -> Result<(), ChatError> {
+    if is_valid_id(value) {
+        Ok(())
+    } else {
+        Err(ChatError::invalid(format!(
+            "{field} must be 1-64 characters of A-Z a-z 0-9 _ . : -"
+        )))
+    }
+}
+
+/// Parses a message id: a decimal string of a positive integer.
+pub fn message_id(field: &str, value: &str) -> Result<MessageId, ChatError> {
+    let ok = !value.is_empty() && value.len() <= 19 && value.bytes().all(|b| b.is_ascii_digit());
+    ok.then(|| value.parse::<MessageId>().ok())
+        .flatten()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ChatError::invalid(format!("{field} must be a decimal string")))
+}
+
+/// Trims a body and checks it holds 1..=`max_chars` code points.
+pub fn body(raw: &str, max_chars: usize) -> Result<String, ChatError> {
+    let trimmed = raw.trim();
+    let chars = trimmed.chars().count();
+    if chars == 0 {
+        return Err(ChatError::invalid("body must not be empty"));
+    }
+    if chars > max_chars {
+        return Err(ChatError::invalid(format!(
+            "body is {chars} characters; the limit is {max_chars}"
+        )));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// Checks a `clientMessageId`: 1-64 code points.
+pub fn client_message_id(value: &str) -> Result<(), ChatError> {
+    if (1..=64).contains(&value.chars().count()) {
+        Ok(())
+    } else {
+        Err(ChatError::invalid("clientMessageId must be 1-64 characters"))
+    }
+}
+
+/// Resolves a history `limit`: absent is 50, over 100 is 100, below 1 or not an integer is invalid.
+pub fn history_limit(limit: Option<&Value>) -> Result<u32, ChatError> {
+    let Some(limit) = limit.filter(|v| !v.is_null()) else {
+        return Ok(HISTORY_DEFAULT_LIMIT);
+    };
+    match limit.as_i64() {
+        Some(n) if n >= 1 => Ok(n.min(i64::from(HISTORY_MAX_LIMIT)) as u32),
+        _ => Err(ChatError::invalid("limit must be an integer of at least 1")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn ids() {
+        assert!(is_valid_id("user_1.a:b-c"));
+        assert!(!is_valid_id(""));
+        assert!(!is_valid_id("bad id"));
+        assert!(!is_valid_id(&"a".repeat(65)));
+        assert!(is_valid_id(&"a".repeat(64)));
+    }
+
+    #[test]
+    fn message_ids() {
+        assert_eq!(message_id("m", "42").unwrap(), 42);
+        for bad in ["", "-1", "0", "1.5", "abc", "99999999999999999999", " 1"] {
+            assert!(message_id("m", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bodies_are_trimmed_and_counted_in_code_points() {
+        assert_eq!(body("  hi \n", 10).unwrap(), "hi");
+        assert!(body("   ", 10).is_err());
+        assert!(body(&"😀".repeat(4000), 4000).is_ok());
+        assert!(body(&"a".repeat(4001), 4000).is_err());
+    }
+
+    #[test]
+    fn limits() {
+        assert_eq!(history_limit(None).unwrap(), 50);
+        assert_eq!(history_limit(Some(&json!(500))).unwrap(), 100);
+        assert_eq!(history_limit(Some(&json!(3))).unwrap(), 3);
+        for bad in [json!(0), json!(-1), json!(1.5), json!("x")] {
+            assert!(history_limit(Some(&bad)).is_err(), "{bad}");
+        }
+    }
+}

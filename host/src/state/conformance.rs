@@ -1,0 +1,149 @@
+//! One suite for every [`StateStore`] backend: memory and the real Redis
+//! (`CHAT_TEST_REDIS_URL`, default `redis://127.0.0.1:6379`; a missing Redis fails the run).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::memory::MemoryState;
+use super::redis::RedisState;
+use super::{OFFLINE_QUEUE_MAX, RateDecision, StateStore};
+use crate::testing::{redis_url, unique};
+
+async fn backends() -> Vec<(&'static str, Arc<dyn StateStore>)> {
+    let url = redis_url();
+    let redis = RedisState::connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("Redis at {url} is required for these tests: {e}"));
+    redis.ping().await.unwrap_or_else(|e| panic!("Redis at {url} does not answer: {e}"));
+    vec![("memory", Arc::new(MemoryState::new())), ("redis", Arc::new(redis))]
+}
+
+const TTL: Duration = Duration::from_secs(60);
+
+#[tokio::test]
+async fn presence_counts_connections_across_devices() {
+    for (name, s) in backends().await {
+        let (a, b) = (unique("alice"), unique("bob"));
+        assert_eq!(s.presence_connect(&a, TTL).await.unwrap(), 1, "{name}");
+        assert_eq!(s.presence_connect(&a, TTL).await.unwrap(), 2, "{name}");
+        assert_eq!(s.presence_online(&[a.clone(), b.clone()]).await.unwrap(), [true, false], "{name}");
+        assert_eq!(s.presence_disconnect(&a).await.unwrap(), 1, "{name}");
+        assert_eq!(s.presence_disconnect(&a).await.unwrap(), 0, "{name}");
+        assert_eq!(s.presence_disconnect(&a).await.unwrap(), 0, "{name}: never negative");
+        assert_eq!(s.presence_online(&[a.clone()]).await.unwrap(), [false], "{name}");
+    }
+}
+
+#[tokio::test]
+async fn presence_expires_without_refresh_and_refresh_restores_it() {
+    for (name, s) in backends().await {
+        let a = unique("alice");
+        s.presence_connect(&a, Duration::from_millis(50)).await.unwrap();
+        s.presence_refresh(&[(a.clone(), 1)], TTL).await.unwrap();
+        assert_eq!(s.presence_online(&[a.clone()]).await.unwrap(), [true], "{name}");
+        let b = unique("bob");
+        s.presence_connect(&b, Duration::from_millis(30)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(80)).await; // let the TTL lapse
+        assert_eq!(s.presence_online(&[b.clone()]).await.unwrap(), [false], "{name}: TTL");
+        s.presence_refresh(&[(b.clone(), 2)], TTL).await.unwrap();
+        assert_eq!(s.presence_disconnect(&b).await.unwrap(), 1, "{name}: re-created from local count");
+    }
+}
+
+#[tokio::test]
+async fn typing_is_set_and_cleared() {
+    for (name, s) in backends().await {
+        let (t, u) = (unique("t"), unique("u"));
+        assert!(!s.typing_stop(&t, &u).await.unwrap(), "{name}");
+        s.typing_start(&t, &u, TTL).await.unwrap();
+        assert!(s.typing_stop(&t, &u).await.unwrap(), "{name}");
+        assert!(!s.typing_stop(&t, &u).await.unwrap(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn offline_queue_keeps_order_trims_and_reports_overflow() {
+    for (name, s) in backends().await {
+        let (u, v) = (unique("u"), unique("v"));
+        let (t1, t2) = (unique("t1"), unique("t2"));
+        let msg = |thread: &str, i: usize| format!(r#"{{"threadId":"{thread}","id":"{i}"}}"#);
+        s.offline_push(&[u.clone(), v.clone()], &t1, &msg(&t1, 0)).await.unwrap();
+        for i in 1..=OFFLINE_QUEUE_MAX {
+            s.offline_push(&[u.clone()], &t2, &msg(&t2, i)).await.unwrap();
+        }
+        let batch = s.offline_drain(&u).await.unwrap();
+        assert_eq!(batch.messages.len(), OFFLINE_QUEUE_MAX, "{name}");
+        assert_eq!(batch.messages[0], msg(&t2, 1), "{name}: oldest dropped");
+        assert_eq!(batch.messages.last().unwrap(), &msg(&t2, OFFLINE_QUEUE_MAX), "{name}");
+        assert_eq!(batch.resync_threads, vec![t1.clone()], "{name}");
+        let again = s.offline_drain(&u).await.unwrap();
+        assert!(again.messages.is_empty() && again.resync_threads.is_empty(), "{name}: drained once");
+        let v_batch = s.offline_drain(&v).await.unwrap();
+        assert_eq!(v_batch.messages, vec![msg(&t1, 0)], "{name}");
+        assert!(v_batch.resync_threads.is_empty(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn rate_limit_is_an_exact_window() {
+    for (name, s) in backends().await {
+        let u = unique("u");
+        let window = Duration::from_secs(60);
+        for _ in 0..3 {
+            assert_eq!(s.rate_limit_hit(&u, 3, window).await.unwrap(), RateDecision::Allowed, "{name}");
+        }
+        match s.rate_limit_hit(&u, 3, window).await.unwrap() {
+            RateDecision::Limited { retry_after } => {
+                assert!(retry_after > Duration::from_secs(55) && retry_after <= window, "{name}: {retry_after:?}")
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+        // A short window frees its slot exactly when the answer says so.
+        let w = unique("w");
+        let short = Duration::from_millis(150);
+        assert_eq!(s.rate_limit_hit(&w, 1, short).await.unwrap(), RateDecision::Allowed, "{name}");
+        let RateDecision::Limited { retry_after } = s.rate_limit_hit(&w, 1, short).await.unwrap() else {
+            panic!("{name}: second hit allowed");
+        };
+        tokio::time::sleep(retry_after + Duration::from_millis(5)).await;
+        assert_eq!(s.rate_limit_hit(&w, 1, short).await.unwrap(), RateDecision::Allowed, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn thread_meta_cache_roundtrip_and_invalidate() {
+    for (name, s) in backends().await {
+        let t = unique("t");
+        assert_eq!(s.thread_meta_get(&t).await.unwrap(), None, "{name}");
+        s.thread_meta_put(&t, "{\"a\":1}", TTL).await.unwrap();
+        assert_eq!(s.thread_meta_get(&t).await.unwrap().as_deref(), Some("{\"a\":1}"), "{name}");
+        s.thread_meta_invalidate(&t).await.unwrap();
+        assert_eq!(s.thread_meta_get(&t).await.unwrap(), None, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn events_reach_the_stream() {
+    use super::StreamEntry;
+    let marker = unique("evt");
+    let entry = StreamEntry { kind: "message_sent".into(), fields: vec![("userId".into(), marker.clone())] };
+
+    let memory = MemoryState::new();
+    memory.append_events(std::slice::from_ref(&entry)).await.unwrap();
+    assert_eq!(memory.recent_events(1), vec![entry.clone()]);
+
+    let redis = RedisState::connect(&redis_url()).await.unwrap();
+    redis.append_events(&[entry]).await.unwrap();
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let last: redis::Value = redis::cmd("XREVRANGE")
+        .arg(super::redis::EVENTS_KEY)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(50)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(format!("{last:?}").contains(&marker), "stream lacks the entry: {last:?}");
+}

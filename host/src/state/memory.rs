@@ -1,0 +1,220 @@
+//! In-process state for a single instance (the embedded default).
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use super::{
+    EVENT_STREAM_MAX, OFFLINE_QUEUE_MAX, OFFLINE_QUEUE_TTL, OfflineBatch, RateDecision,
+    StateResult, StateStore, StreamEntry,
+};
+
+/// A value that disappears at `expires`.
+struct Expiring<T> {
+    value: T,
+    expires: Instant,
+}
+
+impl<T> Expiring<T> {
+    fn new(value: T, ttl: Duration) -> Self {
+        Self { value, expires: Instant::now() + ttl }
+    }
+    fn live(&self) -> bool {
+        self.expires > Instant::now()
+    }
+}
+
+#[derive(Default)]
+struct OfflineQueue {
+    /// (thread id, message JSON), oldest first.
+    items: VecDeque<(String, String)>,
+    resync: BTreeSet<String>,
+}
+
+#[derive(Default)]
+struct Inner {
+    presence: HashMap<String, Expiring<i64>>,
+    typing: HashMap<(String, String), Expiring<()>>,
+    offline: HashMap<String, Expiring<OfflineQueue>>,
+    /// Per user, the instants of the actions in the current window, oldest first.
+    rate: HashMap<String, VecDeque<Instant>>,
+    thread_meta: HashMap<String, Expiring<String>>,
+    events: VecDeque<StreamEntry>,
+}
+
+/// [`StateStore`] held in this process's memory; presence and limits are per instance.
+#[derive(Default)]
+pub struct MemoryState {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryState {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        f(&mut self.inner.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The newest `n` entries of the event stream, oldest first.
+    #[cfg(test)]
+    pub fn recent_events(&self, n: usize) -> Vec<StreamEntry> {
+        self.with(|s| s.events.iter().rev().take(n).rev().cloned().collect())
+    }
+}
+
+#[async_trait]
+impl StateStore for MemoryState {
+    async fn ping(&self) -> StateResult<()> {
+        Ok(())
+    }
+
+    async fn presence_connect(&self, user: &str, ttl: Duration) -> StateResult<i64> {
+        Ok(self.with(|s| {
+            let count = s
+                .presence
+                .get(user)
+                .filter(|e| e.live())
+                .map_or(0, |e| e.value)
+                + 1;
+            s.presence.insert(user.to_owned(), Expiring::new(count, ttl));
+            count
+        }))
+    }
+
+    async fn presence_disconnect(&self, user: &str) -> StateResult<i64> {
+        Ok(self.with(|s| match s.presence.get_mut(user).filter(|e| e.live()) {
+            Some(entry) if entry.value > 1 => {
+                entry.value -= 1;
+                entry.value
+            }
+            _ => {
+                s.presence.remove(user);
+                0
+            }
+        }))
+    }
+
+    async fn presence_refresh(&self, users: &[(String, i64)], ttl: Duration) -> StateResult<()> {
+        self.with(|s| {
+            for (user, local) in users {
+                let count = s.presence.get(user).filter(|e| e.live()).map_or(*local, |e| e.value);
+                s.presence.insert(user.clone(), Expiring::new(count, ttl));
+            }
+        });
+        Ok(())
+    }
+
+    async fn presence_online(&self, users: &[String]) -> StateResult<Vec<bool>> {
+        Ok(self.with(|s| {
+            users
+                .iter()
+                .map(|u| s.presence.get(u).is_some_and(|e| e.live() && e.value > 0))
+                .collect()
+        }))
+    }
+
+    async fn typing_start(&self, thread: &str, user: &str, ttl: Duration) -> StateResult<()> {
+        self.with(|s| {
+            s.typing.retain(|_, e| e.live());
+            s.typing
+                .insert((thread.to_owned(), user.to_owned()), Expiring::new((), ttl));
+        });
+        Ok(())
+    }
+
+    async fn typing_stop(&self, thread: &str, user: &str) -> StateResult<bool> {
+        Ok(self.with(|s| {
+            s.typing
+                .remove(&(thread.to_owned(), user.to_owned()))
+                .is_some_and(|e| e.live())
+        }))
+    }
+
+    async fn offline_push(&self, users: &[String], thread: &str, message: &str) -> StateResult<()> {
+        self.with(|s| {
+            for user in users {
+                let entry = s
+                    .offline
+                    .entry(user.clone())
+                    .or_insert_with(|| Expiring::new(OfflineQueue::default(), OFFLINE_QUEUE_TTL));
+                if !entry.live() {
+                    *entry = Expiring::new(OfflineQueue::default(), OFFLINE_QUEUE_TTL);
+                }
+                entry.expires = Instant::now() + OFFLINE_QUEUE_TTL;
+                let queue = &mut entry.value;
+                queue.items.push_back((thread.to_owned(), message.to_owned()));
+                while queue.items.len() > OFFLINE_QUEUE_MAX {
+                    if let Some((dropped_thread, _)) = queue.items.pop_front() {
+                        queue.resync.insert(dropped_thread);
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+
+    async fn offline_drain(&self, user: &str) -> StateResult<OfflineBatch> {
+        Ok(self.with(|s| match s.offline.remove(user).filter(|e| e.live()) {
+            Some(entry) => OfflineBatch {
+                messages: entry.value.items.into_iter().map(|(_, m)| m).collect(),
+                resync_threads: entry.value.resync.into_iter().collect(),
+            },
+            None => OfflineBatch::default(),
+        }))
+    }
+
+    async fn rate_limit_hit(&self, user: &str, limit: u32, window: Duration) -> StateResult<RateDecision> {
+        Ok(self.with(|s| {
+            let now = Instant::now();
+            let hits = s.rate.entry(user.to_owned()).or_default();
+            while hits.front().is_some_and(|t| now.duration_since(*t) >= window) {
+                hits.pop_front();
+            }
+            if hits.len() < limit as usize {
+                hits.push_back(now);
+                return RateDecision::Allowed;
+            }
+            let oldest = hits.front().copied().unwrap_or(now);
+            RateDecision::Limited {
+                retry_after: (oldest + window).saturating_duration_since(now).max(Duration::from_millis(1)),
+            }
+        }))
+    }
+
+    async fn thread_meta_get(&self, thread: &str) -> StateResult<Option<String>> {
+        Ok(self.with(|s| {
+            s.thread_meta
+                .get(thread)
+                .filter(|e| e.live())
+                .map(|e| e.value.clone())
+        }))
+    }
+
+    async fn thread_meta_put(&self, thread: &str, json: &str, ttl: Duration) -> StateResult<()> {
+        self.with(|s| {
+            s.thread_meta.retain(|_, e| e.live());
+            s.thread_meta
+                .insert(thread.to_owned(), Expiring::new(json.to_owned(), ttl));
+        });
+        Ok(())
+    }
+
+    async fn thread_meta_invalidate(&self, thread: &str) -> StateResult<()> {
+        self.with(|s| s.thread_meta.remove(thread));
+        Ok(())
+    }
+
+    async fn append_events(&self, entries: &[StreamEntry]) -> StateResult<()> {
+        self.with(|s| {
+            s.events.extend(entries.iter().cloned());
+            let excess = s.events.len().saturating_sub(EVENT_STREAM_MAX);
+            s.events.drain(..excess);
+        });
+        Ok(())
+    }
+}

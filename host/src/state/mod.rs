@@ -1,0 +1,108 @@
+//! Realtime state shared by every instance: presence, typing, offline queues,
+//! rate-limit counters, the thread-metadata cache and the event stream.
+//!
+//! One trait, two backends: [`redis::RedisState`] (the contract's keys) and
+//! [`memory::MemoryState`] (one process). [`conformance`] runs the same suite on both.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub mod memory;
+pub mod redis;
+
+#[cfg(test)]
+mod conformance;
+
+/// Most messages kept in one user's offline queue.
+pub const OFFLINE_QUEUE_MAX: usize = 200;
+/// An offline queue expires this long after its last push.
+pub const OFFLINE_QUEUE_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Entries kept (approximately) in the event stream.
+pub const EVENT_STREAM_MAX: usize = 100_000;
+
+/// A state-store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The backend cannot be reached or timed out; retrying later may work.
+    #[error("state store unavailable: {0}")]
+    Unavailable(#[source] anyhow::Error),
+    /// Any other failure.
+    #[error(transparent)]
+    Other(anyhow::Error),
+}
+
+/// Result of the state store.
+pub type StateResult<T> = Result<T, StateError>;
+
+/// What a user's offline queue held when it was drained.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct OfflineBatch {
+    /// Queued messages (JSON of the wire message), oldest first.
+    pub messages: Vec<String>,
+    /// Threads whose queued messages overflowed the queue and must be re-read.
+    pub resync_threads: Vec<String>,
+}
+
+/// Verdict of a rate-limit counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateDecision {
+    /// The action is counted and may proceed.
+    Allowed,
+    /// The window is full; the next slot frees in `retry_after`.
+    Limited {
+        /// Time until the oldest counted action leaves the window.
+        retry_after: Duration,
+    },
+}
+
+/// One entry of the analytics event stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamEntry {
+    /// Event type, e.g. `message_sent`.
+    pub kind: String,
+    /// Field/value pairs (camelCase names).
+    pub fields: Vec<(String, String)>,
+}
+
+/// The realtime state store.
+#[async_trait]
+pub trait StateStore: Send + Sync + 'static {
+    /// Checks the backend answers.
+    async fn ping(&self) -> StateResult<()>;
+
+    /// Counts one more connection of `user`; returns the cluster-wide count.
+    async fn presence_connect(&self, user: &str, ttl: Duration) -> StateResult<i64>;
+    /// Counts one connection less; returns the remaining count (0 = offline).
+    async fn presence_disconnect(&self, user: &str) -> StateResult<i64>;
+    /// Extends the presence TTL of users connected to this instance, given with their
+    /// local connection counts (which re-create a counter the backend lost).
+    async fn presence_refresh(&self, users: &[(String, i64)], ttl: Duration) -> StateResult<()>;
+    /// Whether each user has at least one connection.
+    async fn presence_online(&self, users: &[String]) -> StateResult<Vec<bool>>;
+
+    /// Marks `user` typing in `thread` for `ttl`.
+    async fn typing_start(&self, thread: &str, user: &str, ttl: Duration) -> StateResult<()>;
+    /// Clears the typing mark; true if one was set.
+    async fn typing_stop(&self, thread: &str, user: &str) -> StateResult<bool>;
+
+    /// Appends a message of `thread` to each user's offline queue (trimmed to the newest
+    /// [`OFFLINE_QUEUE_MAX`]; overflowing threads are remembered for `chat:resync`).
+    async fn offline_push(&self, users: &[String], thread: &str, message: &str) -> StateResult<()>;
+    /// Takes and removes a user's whole offline queue.
+    async fn offline_drain(&self, user: &str) -> StateResult<OfflineBatch>;
+
+    /// Counts one action of `user` in an exact sliding window of `window`,
+    /// allowing at most `limit` actions per window.
+    async fn rate_limit_hit(&self, user: &str, limit: u32, window: Duration) -> StateResult<RateDecision>;
+
+    /// Reads cached thread metadata (JSON).
+    async fn thread_meta_get(&self, thread: &str) -> StateResult<Option<String>>;
+    /// Caches thread metadata (JSON) for `ttl`.
+    async fn thread_meta_put(&self, thread: &str, json: &str, ttl: Duration) -> StateResult<()>;
+    /// Drops cached thread metadata.
+    async fn thread_meta_invalidate(&self, thread: &str) -> StateResult<()>;
+
+    /// Appends entries to the capped event stream.
+    async fn append_events(&self, entries: &[StreamEntry]) -> StateResult<()>;
+}

@@ -1,0 +1,288 @@
+//! Redis state store: exactly the keys of the contract, atomic scripts where a
+//! read-modify-write would race between instances.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::future::try_join_all;
+use rand::Rng;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, RedisError, Script};
+
+use super::{
+    EVENT_STREAM_MAX, OFFLINE_QUEUE_MAX, OFFLINE_QUEUE_TTL, OfflineBatch, RateDecision,
+    StateError, StateResult, StateStore, StreamEntry,
+};
+
+/// The analytics stream key.
+pub const EVENTS_KEY: &str = "chat:logs:events";
+/// Longest wait for one Redis answer before the action fails as `unavailable`.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn presence_key(user: &str) -> String {
+    format!("chat:presence:{user}")
+}
+fn typing_key(thread: &str, user: &str) -> String {
+    format!("chat:typing:{thread}:{user}")
+}
+fn offline_key(user: &str) -> String {
+    format!("chat:offline:{user}")
+}
+fn resync_key(user: &str) -> String {
+    format!("chat:offline:{user}:resync")
+}
+fn ratelimit_key(user: &str) -> String {
+    format!("chat:ratelimit:{user}")
+}
+fn thread_meta_key(thread: &str) -> String {
+    format!("chat:thread-meta:{thread}")
+}
+
+/// DECR that deletes the key at zero, so a crashed count never goes negative.
+const PRESENCE_DISCONNECT: &str = r"
+local n = redis.call('DECR', KEYS[1])
+if n <= 0 then redis.call('DEL', KEYS[1]) return 0 end
+return n";
+
+/// Extends the TTL, or re-creates the counter from this instance's count if it was lost.
+const PRESENCE_REFRESH: &str = r"
+if redis.call('PEXPIRE', KEYS[1], ARGV[2]) == 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+return 1";
+
+/// RPUSH, trim to the newest ARGV[2], remember the threads of dropped messages, TTL both.
+const OFFLINE_PUSH: &str = r"
+local n = redis.call('RPUSH', KEYS[1], ARGV[1])
+local max = tonumber(ARGV[2])
+if n > max then
+  for _, item in ipairs(redis.call('LRANGE', KEYS[1], 0, n - max - 1)) do
+    local ok, decoded = pcall(cjson.decode, item)
+    if ok and type(decoded) == 'table' and decoded.threadId then
+      redis.call('SADD', KEYS[2], decoded.threadId)
+    end
+  end
+  redis.call('LTRIM', KEYS[1], n - max, -1)
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end
+return n";
+
+/// Exact sliding window (a log of timestamps in a sorted set) on the Redis clock,
+/// so instances with skewed clocks agree. Returns 0 when allowed, else the wait in ms.
+const RATE_LIMIT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], window)
+  return 0
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return math.max(1, tonumber(oldest[2]) + window - now)";
+
+/// [`StateStore`] on Redis, shared by every instance of the cluster.
+#[derive(Clone)]
+pub struct RedisState {
+    conn: ConnectionManager,
+    presence_disconnect: Script,
+    presence_refresh: Script,
+    offline_push: Script,
+    rate_limit: Script,
+}
+
+fn err(e: RedisError) -> StateError {
+    if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() {
+        StateError::Unavailable(e.into())
+    } else {
+        StateError::Other(e.into())
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    d.as_millis().try_into().unwrap_or(u64::MAX)
+}
+
+impl RedisState {
+    /// Connects (with reconnects and bounded response times) to `url`.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let client = redis::Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_connection_timeout(Some(RESPONSE_TIMEOUT))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(1));
+        let conn = client.get_connection_manager_with_config(config).await?;
+        Ok(Self {
+            conn,
+            presence_disconnect: Script::new(PRESENCE_DISCONNECT),
+            presence_refresh: Script::new(PRESENCE_REFRESH),
+            offline_push: Script::new(OFFLINE_PUSH),
+            rate_limit: Script::new(RATE_LIMIT),
+        })
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+}
+
+#[async_trait]
+impl StateStore for RedisState {
+    async fn ping(&self) -> StateResult<()> {
+        redis::cmd("PING")
+            .query_async::<String>(&mut self.conn())
+            .await
+            .map(drop)
+            .map_err(err)
+    }
+
+    async fn presence_connect(&self, user: &str, ttl: Duration) -> StateResult<i64> {
+        let key = presence_key(user);
+        let (count, _): (i64, bool) = redis::pipe()
+            .atomic()
+            .incr(&key, 1)
+            .pexpire(&key, millis(ttl) as i64)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(err)?;
+        Ok(count)
+    }
+
+    async fn presence_disconnect(&self, user: &str) -> StateResult<i64> {
+        self.presence_disconnect
+            .key(presence_key(user))
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(err)
+    }
+
+    async fn presence_refresh(&self, users: &[(String, i64)], ttl: Duration) -> StateResult<()> {
+        try_join_all(users.iter().map(|(user, count)| async move {
+            self.presence_refresh
+                .key(presence_key(user))
+                .arg(count)
+                .arg(millis(ttl))
+                .invoke_async::<i64>(&mut self.conn())
+                .await
+        }))
+        .await
+        .map(drop)
+        .map_err(err)
+    }
+
+    async fn presence_online(&self, users: &[String]) -> StateResult<Vec<bool>> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = users.iter().map(|u| presence_key(u)).collect();
+        let counts: Vec<Option<i64>> = redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(err)?;
+        Ok(counts.into_iter().map(|c| c.unwrap_or(0) > 0).collect())
+    }
+
+    async fn typing_start(&self, thread: &str, user: &str, ttl: Duration) -> StateResult<()> {
+        self.conn()
+            .pset_ex::<_, _, ()>(typing_key(thread, user), 1, millis(ttl))
+            .await
+            .map_err(err)
+    }
+
+    async fn typing_stop(&self, thread: &str, user: &str) -> StateResult<bool> {
+        let removed: i64 = self.conn().del(typing_key(thread, user)).await.map_err(err)?;
+        Ok(removed > 0)
+    }
+
+    async fn offline_push(&self, users: &[String], _thread: &str, message: &str) -> StateResult<()> {
+        try_join_all(users.iter().map(|user| async move {
+            self.offline_push
+                .key(offline_key(user))
+                .key(resync_key(user))
+                .arg(message)
+                .arg(OFFLINE_QUEUE_MAX)
+                .arg(millis(OFFLINE_QUEUE_TTL))
+                .invoke_async::<i64>(&mut self.conn())
+                .await
+        }))
+        .await
+        .map(drop)
+        .map_err(err)
+    }
+
+    async fn offline_drain(&self, user: &str) -> StateResult<OfflineBatch> {
+        let (queue, resync) = (offline_key(user), resync_key(user));
+        let (messages, _, resync_threads, _): (Vec<String>, i64, Vec<String>, i64) = redis::pipe()
+            .atomic()
+            .lrange(&queue, 0, -1)
+            .del(&queue)
+            .smembers(&resync)
+            .del(&resync)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(err)?;
+        Ok(OfflineBatch { messages, resync_threads })
+    }
+
+    async fn rate_limit_hit(&self, user: &str, limit: u32, window: Duration) -> StateResult<RateDecision> {
+        let member: u64 = rand::rng().random();
+        let wait_ms: u64 = self
+            .rate_limit
+            .key(ratelimit_key(user))
+            .arg(millis(window))
+            .arg(limit)
+            .arg(member)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(err)?;
+        Ok(match wait_ms {
+            0 => RateDecision::Allowed,
+            ms => RateDecision::Limited { retry_after: Duration::from_millis(ms) },
+        })
+    }
+
+    async fn thread_meta_get(&self, thread: &str) -> StateResult<Option<String>> {
+        self.conn().get(thread_meta_key(thread)).await.map_err(err)
+    }
+
+    async fn thread_meta_put(&self, thread: &str, json: &str, ttl: Duration) -> StateResult<()> {
+        self.conn()
+            .pset_ex::<_, _, ()>(thread_meta_key(thread), json, millis(ttl))
+            .await
+            .map_err(err)
+    }
+
+    async fn thread_meta_invalidate(&self, thread: &str) -> StateResult<()> {
+        self.conn()
+            .del::<_, ()>(thread_meta_key(thread))
+            .await
+            .map_err(err)
+    }
+
+    async fn append_events(&self, entries: &[StreamEntry]) -> StateResult<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for entry in entries {
+            let cmd = pipe
+                .cmd("XADD")
+                .arg(EVENTS_KEY)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(EVENT_STREAM_MAX)
+                .arg("*")
+                .arg("type")
+                .arg(&entry.kind);
+            for (name, value) in &entry.fields {
+                cmd.arg(name).arg(value);
+            }
+            cmd.ignore();
+        }
+        pipe.query_async::<()>(&mut self.conn()).await.map_err(err)
+    }
+}

@@ -1,0 +1,47 @@
+//! The statements MySQL/MariaDB and SQLite spell differently; everything else is shared SQL.
+
+/// Which SQL database a [`super::sql::SqlStore`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// MySQL or MariaDB.
+    MySql,
+    /// The embedded SQLite file.
+    Sqlite,
+}
+
+impl Dialect {
+    /// The dialect of a database URL.
+    pub fn from_url(url: &str) -> Option<Self> {
+        if url.starts_with("mysql:") || url.starts_with("mariadb:") {
+            Some(Self::MySql)
+        } else if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else {
+            None
+        }
+    }
+
+    /// Insert-or-update of a user profile.
+    pub fn upsert_user(self) -> &'static str {
+        match self {
+            Self::MySql => {
+                "INSERT INTO chat_user (id, display_name, avatar_url, role, created_at, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE display_name = VALUES(display_name), \
+                 avatar_url = VALUES(avatar_url), role = VALUES(role), updated_at = VALUES(updated_at)"
+            }
+            Self::Sqlite => {
+                "INSERT INTO chat_user (id, display_name, avatar_url, role, created_at, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET display_name = excluded.display_name, \
+                 avatar_url = excluded.avatar_url, role = excluded.role, updated_at = excluded.updated_at"
+            }
+        }
+    }
+
+    /// Adds a participant unless present.
+    pub fn insert_participant(self) -> &'static str {
+        match self {
+            Self::MySql => "INSERT IGNORE INTO chat_participant (thread_id, user_id, joined_at) VALUES (?, ?, ?)",
+            Self::Sqlite => "INSERT OR IGNORE INTO chat_participant (thread_id, user_id, joined_at) VALUES (?, ?, ?)",
+        }
+    }
+}

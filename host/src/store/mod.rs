@@ -1,0 +1,174 @@
+//! Durable chat data: users, threads, participants, messages, receipts.
+//!
+//! One trait, [`ChatStore`], with one SQL implementation ([`sql::SqlStore`])
+//! over MySQL/MariaDB or the embedded SQLite file; the few statements the two
+//! dialects spell differently live in [`dialect`]. [`conformance`] runs the same
+//! suite against both databases.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+
+use crate::chat::model::{Message, MessageId, Millis, Page, Receipt, ThreadMeta, UserProfile};
+
+pub mod dialect;
+pub mod sql;
+
+#[cfg(test)]
+mod conformance;
+
+/// A durable-store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached, timed out or asked to retry; nothing was written.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] anyhow::Error),
+    /// Any other failure.
+    #[error(transparent)]
+    Other(anyhow::Error),
+}
+
+/// Result of the durable store.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A thread to create.
+#[derive(Debug, Clone)]
+pub struct NewThread {
+    /// Thread id.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// Participants (must exist as users).
+    pub participant_ids: Vec<String>,
+    /// Creation time.
+    pub created_at_ms: Millis,
+}
+
+/// Outcome of [`ChatStore::create_thread`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum CreateThread {
+    /// The thread and its participants were stored.
+    Created,
+    /// A thread with that id exists.
+    Conflict,
+    /// These participant ids are not users.
+    UnknownUsers(Vec<String>),
+}
+
+/// Outcome of [`ChatStore::add_participant`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum AddParticipant {
+    /// The user takes part now (or already did).
+    Added,
+    /// No such thread.
+    ThreadNotFound,
+    /// No such user.
+    UnknownUser,
+}
+
+/// A message to store.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// Thread.
+    pub thread_id: String,
+    /// Author.
+    pub sender_id: String,
+    /// Final body.
+    pub body: String,
+    /// The sender's idempotency key.
+    pub client_message_id: String,
+    /// Time of storing.
+    pub created_at_ms: Millis,
+}
+
+/// The receipt row to write for one participant with a new message.
+#[derive(Debug, Clone)]
+pub struct NewReceipt {
+    /// Participant.
+    pub user_id: String,
+    /// Set `delivered_at` now (the participant is online, or is the sender).
+    pub delivered: bool,
+    /// Set `read_at` now (the sender).
+    pub read: bool,
+}
+
+/// Outcome of [`ChatStore::insert_message`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum InsertMessage {
+    /// Stored now.
+    Inserted(Message),
+    /// The sender already stored a message with this `clientMessageId`.
+    Existing(Message),
+}
+
+/// Outcome of [`ChatStore::mark_read`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum MarkRead {
+    /// The message is not in the thread.
+    NotInThread,
+    /// The stored mark (never lower than before) and whether it moved.
+    Marked {
+        /// The participant's last-read message id now.
+        mark: MessageId,
+        /// True if this call moved it.
+        moved: bool,
+    },
+}
+
+/// What changes with every message: shown in `chat:join`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThreadActivity {
+    /// Newest message.
+    pub last_message: Option<Message>,
+    /// Messages of others after the user's last-read mark.
+    pub unread_count: i64,
+    /// Each participant's last-read mark.
+    pub last_reads: HashMap<String, Option<MessageId>>,
+}
+
+/// A message with every participant's receipt (admin history).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageWithReceipts {
+    /// The message.
+    pub message: Message,
+    /// One per participant at send time.
+    pub receipts: Vec<Receipt>,
+}
+
+/// The durable chat store.
+#[async_trait]
+pub trait ChatStore: Send + Sync + 'static {
+    /// Checks the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+    /// Creates or updates a user profile.
+    async fn upsert_user(&self, user: &UserProfile, now: Millis) -> StoreResult<()>;
+    /// Creates a thread with its participants, atomically.
+    async fn create_thread(&self, thread: &NewThread) -> StoreResult<CreateThread>;
+    /// Adds a participant (idempotent).
+    async fn add_participant(&self, thread: &str, user: &str, now: Millis) -> StoreResult<AddParticipant>;
+    /// Title and participant profiles, or `None` if the thread does not exist.
+    async fn thread_meta(&self, thread: &str) -> StoreResult<Option<ThreadMeta>>;
+    /// Last message, unread count of `user` and every participant's last-read mark.
+    async fn thread_activity(&self, thread: &str, user: &str) -> StoreResult<ThreadActivity>;
+    /// The message `sender` stored under `client_message_id`, if any.
+    async fn message_by_client_id(&self, sender: &str, client_message_id: &str) -> StoreResult<Option<Message>>;
+    /// Stores a message, a receipt per participant and the sender's last-read mark in one
+    /// transaction; a repeated `clientMessageId` returns the stored message instead.
+    async fn insert_message(&self, message: &NewMessage, receipts: &[NewReceipt]) -> StoreResult<InsertMessage>;
+    /// Moves `user`'s last-read mark up to `message` (never backwards) and sets `read_at`
+    /// on the user's receipts of the thread up to the mark.
+    async fn mark_read(&self, thread: &str, user: &str, message: MessageId, now: Millis) -> StoreResult<MarkRead>;
+    /// Sets `delivered_at` on `user`'s receipts of these messages where unset.
+    async fn mark_delivered(&self, user: &str, messages: &[MessageId], now: Millis) -> StoreResult<()>;
+    /// Up to `limit` messages before `before` (or the newest), oldest first.
+    async fn history(&self, thread: &str, before: Option<MessageId>, limit: u32) -> StoreResult<Page<Message>>;
+    /// [`ChatStore::history`] with every receipt.
+    async fn history_with_receipts(
+        &self,
+        thread: &str,
+        before: Option<MessageId>,
+        limit: u32,
+    ) -> StoreResult<Page<MessageWithReceipts>>;
+    /// Ids of the threads `user` takes part in.
+    async fn threads_of_user(&self, user: &str) -> StoreResult<Vec<String>>;
+}

@@ -1,0 +1,503 @@
+//! [`ChatStore`] over sqlx's `Any` driver: one implementation for MySQL/MariaDB and SQLite.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, AssertSqlSafe, Executor, Row};
+
+use super::dialect::Dialect;
+use super::{
+    AddParticipant, ChatStore, CreateThread, InsertMessage, MarkRead, MessageWithReceipts,
+    NewMessage, NewReceipt, NewThread, StoreError, StoreResult, ThreadActivity,
+};
+use crate::chat::model::{Message, MessageId, Millis, Page, ParticipantProfile, Receipt, ThreadMeta, UserProfile};
+
+/// Longest wait for a pooled connection before a call fails as `unavailable`.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+const MESSAGE_COLUMNS: &str = "id, thread_id, sender_id, body, client_message_id, created_at";
+
+static MYSQL_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/mysql");
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+
+/// The SQL chat store.
+#[derive(Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+fn err(e: sqlx::Error) -> StoreError {
+    let retryable = match &e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        // MySQL lock wait timeout / deadlock; SQLite busy / locked.
+        sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("1205" | "1213" | "5" | "6")),
+        _ => false,
+    };
+    if retryable {
+        StoreError::Unavailable(e.into())
+    } else {
+        StoreError::Other(e.into())
+    }
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error().is_some_and(|d| d.is_unique_violation())
+}
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+fn message_from_row(row: &AnyRow) -> Result<Message, sqlx::Error> {
+    Ok(Message {
+        id: row.try_get("id")?,
+        thread_id: row.try_get("thread_id")?,
+        sender_id: row.try_get("sender_id")?,
+        body: row.try_get("body")?,
+        client_message_id: row.try_get("client_message_id")?,
+        created_at_ms: row.try_get("created_at")?,
+    })
+}
+
+impl SqlStore {
+    /// Connects to `url` (`mysql://…` or `sqlite://…`) and applies the migrations.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let store = Self::connect_without_migrating(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Connects to `url` without touching the schema.
+    pub async fn connect_without_migrating(url: &str) -> anyhow::Result<Self> {
+        sqlx::any::install_default_drivers();
+        let dialect = Dialect::from_url(url).context("DATABASE_URL must start with mysql:// or sqlite://")?;
+        let mut options = AnyPoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
+        options = match dialect {
+            Dialect::MySql => options.max_connections(16),
+            Dialect::Sqlite => options.max_connections(4).after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL")
+                        .await
+                        .map(drop)
+                })
+            }),
+        };
+        let pool = options
+            .connect(url)
+            .await
+            .with_context(|| format!("connecting to the database ({})", redact(url)))?;
+        Ok(Self { pool, dialect })
+    }
+
+    /// Applies pending migrations of this dialect.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        let migrator = match self.dialect {
+            Dialect::MySql => &MYSQL_MIGRATIONS,
+            Dialect::Sqlite => &SQLITE_MIGRATIONS,
+        };
+        migrator.run(&self.pool).await.context("applying migrations")
+    }
+
+    /// Which database this is.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+}
+
+/// `scheme://user:password@host/db` without the password, for logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[async_trait]
+impl ChatStore for SqlStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(drop).map_err(err)
+    }
+
+    async fn upsert_user(&self, user: &UserProfile, now: Millis) -> StoreResult<()> {
+        sqlx::query(self.dialect.upsert_user())
+            .bind(&user.id)
+            .bind(&user.display_name)
+            .bind(&user.avatar_url)
+            .bind(&user.role)
+            .bind(now)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(err)
+    }
+
+    async fn create_thread(&self, thread: &NewThread) -> StoreResult<CreateThread> {
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        if !thread.participant_ids.is_empty() {
+            let sql = format!(
+                "SELECT id FROM chat_user WHERE id IN ({})",
+                placeholders(thread.participant_ids.len())
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for id in &thread.participant_ids {
+                query = query.bind(id);
+            }
+            let rows = query.fetch_all(&mut *tx).await.map_err(err)?;
+            let known: Vec<String> = rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>().map_err(err)?;
+            let mut unknown: Vec<String> =
+                thread.participant_ids.iter().filter(|id| !known.contains(id)).cloned().collect();
+            if !unknown.is_empty() {
+                unknown.dedup();
+                return Ok(CreateThread::UnknownUsers(unknown));
+            }
+        }
+        let inserted = sqlx::query("INSERT INTO chat_thread (id, title, created_at) VALUES (?, ?, ?)")
+            .bind(&thread.id)
+            .bind(&thread.title)
+            .bind(thread.created_at_ms)
+            .execute(&mut *tx)
+            .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e) => return Ok(CreateThread::Conflict),
+            other => other.map_err(err)?,
+        };
+        for user in &thread.participant_ids {
+            sqlx::query(self.dialect.insert_participant())
+                .bind(&thread.id)
+                .bind(user)
+                .bind(thread.created_at_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(CreateThread::Created)
+    }
+
+    async fn add_participant(&self, thread: &str, user: &str, now: Millis) -> StoreResult<AddParticipant> {
+        let exists = |sql: &'static str, id: &str| {
+            let id = id.to_owned();
+            async move { sqlx::query(sql).bind(id).fetch_optional(&self.pool).await.map(|r| r.is_some()) }
+        };
+        if !exists("SELECT 1 FROM chat_thread WHERE id = ?", thread).await.map_err(err)? {
+            return Ok(AddParticipant::ThreadNotFound);
+        }
+        if !exists("SELECT 1 FROM chat_user WHERE id = ?", user).await.map_err(err)? {
+            return Ok(AddParticipant::UnknownUser);
+        }
+        sqlx::query(self.dialect.insert_participant())
+            .bind(thread)
+            .bind(user)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(AddParticipant::Added)
+    }
+
+    async fn thread_meta(&self, thread: &str) -> StoreResult<Option<ThreadMeta>> {
+        let Some(row) = sqlx::query("SELECT id, title, created_at FROM chat_thread WHERE id = ?")
+            .bind(thread)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?
+        else {
+            return Ok(None);
+        };
+        let rows = sqlx::query(
+            "SELECT p.user_id, u.display_name, u.avatar_url, u.role FROM chat_participant p \
+             JOIN chat_user u ON u.id = p.user_id WHERE p.thread_id = ? ORDER BY p.joined_at, p.user_id",
+        )
+        .bind(thread)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        let participants = rows
+            .iter()
+            .map(|r| {
+                Ok(ParticipantProfile {
+                    user_id: r.try_get(0)?,
+                    display_name: r.try_get(1)?,
+                    avatar_url: r.try_get(2)?,
+                    role: r.try_get(3)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(err)?;
+        Ok(Some(ThreadMeta {
+            id: row.try_get(0).map_err(err)?,
+            title: row.try_get(1).map_err(err)?,
+            created_at_ms: row.try_get(2).map_err(err)?,
+            participants,
+        }))
+    }
+
+    async fn thread_activity(&self, thread: &str, user: &str) -> StoreResult<ThreadActivity> {
+        let rows = sqlx::query("SELECT user_id, last_read_message_id FROM chat_participant WHERE thread_id = ?")
+            .bind(thread)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        let last_reads: HashMap<String, Option<MessageId>> = rows
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(err)?;
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM chat_message WHERE thread_id = ? ORDER BY id DESC LIMIT 1");
+        let last_message = sqlx::query(AssertSqlSafe(sql))
+            .bind(thread)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?
+            .as_ref()
+            .map(message_from_row)
+            .transpose()
+            .map_err(err)?;
+        let mark = last_reads.get(user).copied().flatten().unwrap_or(0);
+        let unread_count: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM chat_message WHERE thread_id = ? AND id > ? AND sender_id <> ?",
+        )
+        .bind(thread)
+        .bind(mark)
+        .bind(user)
+        .fetch_one(&self.pool)
+        .await
+        .and_then(|r| r.try_get(0))
+        .map_err(err)?;
+        Ok(ThreadActivity { last_message, unread_count, last_reads })
+    }
+
+    async fn message_by_client_id(&self, sender: &str, client_message_id: &str) -> StoreResult<Option<Message>> {
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM chat_message WHERE sender_id = ? AND client_message_id = ?");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(sender)
+            .bind(client_message_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?;
+        row.as_ref().map(message_from_row).transpose().map_err(err)
+    }
+
+    async fn insert_message(&self, m: &NewMessage, receipts: &[NewReceipt]) -> StoreResult<InsertMessage> {
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let inserted = sqlx::query(
+            "INSERT INTO chat_message (thread_id, sender_id, body, client_message_id, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&m.thread_id)
+        .bind(&m.sender_id)
+        .bind(&m.body)
+        .bind(&m.client_message_id)
+        .bind(m.created_at_ms)
+        .execute(&mut *tx)
+        .await;
+        let id = match inserted {
+            Err(e) if is_unique_violation(&e) => {
+                tx.rollback().await.map_err(err)?;
+                let existing = self.message_by_client_id(&m.sender_id, &m.client_message_id).await?;
+                return existing
+                    .map(InsertMessage::Existing)
+                    .ok_or_else(|| StoreError::Other(anyhow::anyhow!("duplicate key without a row")));
+            }
+            other => other.map_err(err)?.last_insert_id().context("no insert id").map_err(StoreError::Other)?,
+        };
+        if !receipts.is_empty() {
+            let sql = format!(
+                "INSERT INTO chat_message_receipt (message_id, user_id, delivered_at, read_at) VALUES {}",
+                vec!["(?, ?, ?, ?)"; receipts.len()].join(", ")
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for r in receipts {
+                query = query
+                    .bind(id)
+                    .bind(&r.user_id)
+                    .bind(r.delivered.then_some(m.created_at_ms))
+                    .bind(r.read.then_some(m.created_at_ms));
+            }
+            query.execute(&mut *tx).await.map_err(err)?;
+        }
+        sqlx::query(
+            "UPDATE chat_participant SET last_read_message_id = ? WHERE thread_id = ? AND user_id = ? \
+             AND (last_read_message_id IS NULL OR last_read_message_id < ?)",
+        )
+        .bind(id)
+        .bind(&m.thread_id)
+        .bind(&m.sender_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        Ok(InsertMessage::Inserted(Message {
+            id,
+            thread_id: m.thread_id.clone(),
+            sender_id: m.sender_id.clone(),
+            body: m.body.clone(),
+            client_message_id: m.client_message_id.clone(),
+            created_at_ms: m.created_at_ms,
+        }))
+    }
+
+    async fn mark_read(&self, thread: &str, user: &str, message: MessageId, now: Millis) -> StoreResult<MarkRead> {
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let moved = sqlx::query(
+            "UPDATE chat_participant SET last_read_message_id = ? WHERE thread_id = ? AND user_id = ? \
+             AND (last_read_message_id IS NULL OR last_read_message_id < ?) \
+             AND EXISTS (SELECT 1 FROM chat_message WHERE id = ? AND thread_id = ?)",
+        )
+        .bind(message)
+        .bind(thread)
+        .bind(user)
+        .bind(message)
+        .bind(message)
+        .bind(thread)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?
+        .rows_affected()
+            > 0;
+        if !moved {
+            let in_thread = sqlx::query("SELECT 1 FROM chat_message WHERE id = ? AND thread_id = ?")
+                .bind(message)
+                .bind(thread)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(err)?
+                .is_some();
+            if !in_thread {
+                return Ok(MarkRead::NotInThread);
+            }
+        }
+        let mark: Option<MessageId> =
+            sqlx::query("SELECT last_read_message_id FROM chat_participant WHERE thread_id = ? AND user_id = ?")
+                .bind(thread)
+                .bind(user)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(err)?
+                .map(|r| r.try_get(0))
+                .transpose()
+                .map_err(err)?
+                .flatten();
+        let mark = mark.unwrap_or(message);
+        if moved {
+            sqlx::query(
+                "UPDATE chat_message_receipt SET read_at = ?, delivered_at = COALESCE(delivered_at, ?) \
+                 WHERE user_id = ? AND read_at IS NULL AND message_id <= ? \
+                 AND message_id IN (SELECT id FROM chat_message WHERE thread_id = ? AND id <= ?)",
+            )
+            .bind(now)
+            .bind(now)
+            .bind(user)
+            .bind(mark)
+            .bind(thread)
+            .bind(mark)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(MarkRead::Marked { mark, moved })
+    }
+
+    async fn mark_delivered(&self, user: &str, messages: &[MessageId], now: Millis) -> StoreResult<()> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "UPDATE chat_message_receipt SET delivered_at = ? WHERE user_id = ? AND delivered_at IS NULL \
+             AND message_id IN ({})",
+            placeholders(messages.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(now).bind(user);
+        for id in messages {
+            query = query.bind(*id);
+        }
+        query.execute(&self.pool).await.map(drop).map_err(err)
+    }
+
+    async fn history(&self, thread: &str, before: Option<MessageId>, limit: u32) -> StoreResult<Page<Message>> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM chat_message WHERE thread_id = ? AND id < ? ORDER BY id DESC LIMIT ?"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(thread)
+            .bind(before.unwrap_or(MessageId::MAX))
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        let has_more = rows.len() > limit as usize;
+        let mut items = rows
+            .iter()
+            .take(limit as usize)
+            .map(message_from_row)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        items.reverse();
+        Ok(Page { items, has_more })
+    }
+
+    async fn history_with_receipts(
+        &self,
+        thread: &str,
+        before: Option<MessageId>,
+        limit: u32,
+    ) -> StoreResult<Page<MessageWithReceipts>> {
+        let page = self.history(thread, before, limit).await?;
+        let (Some(first), Some(last)) = (page.items.first(), page.items.last()) else {
+            return Ok(Page { items: Vec::new(), has_more: page.has_more });
+        };
+        let rows = sqlx::query(
+            "SELECT r.message_id, r.user_id, r.delivered_at, r.read_at FROM chat_message_receipt r \
+             JOIN chat_message m ON m.id = r.message_id \
+             WHERE m.thread_id = ? AND r.message_id BETWEEN ? AND ? ORDER BY r.message_id, r.user_id",
+        )
+        .bind(thread)
+        .bind(first.id)
+        .bind(last.id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        let mut by_message: HashMap<MessageId, Vec<Receipt>> = HashMap::new();
+        for r in &rows {
+            let receipt = Receipt {
+                message_id: r.try_get(0).map_err(err)?,
+                user_id: r.try_get(1).map_err(err)?,
+                delivered_at_ms: r.try_get(2).map_err(err)?,
+                read_at_ms: r.try_get(3).map_err(err)?,
+            };
+            by_message.entry(receipt.message_id).or_default().push(receipt);
+        }
+        let items = page
+            .items
+            .into_iter()
+            .map(|message| MessageWithReceipts {
+                receipts: by_message.remove(&message.id).unwrap_or_default(),
+                message,
+            })
+            .collect();
+        Ok(Page { items, has_more: page.has_more })
+    }
+
+    async fn threads_of_user(&self, user: &str) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query("SELECT thread_id FROM chat_participant WHERE user_id = ?")
+            .bind(user)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>().map_err(err)
+    }
+}

@@ -1,0 +1,42 @@
+//! Operations endpoints: liveness, readiness, Prometheus metrics.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use super::HttpContext;
+
+/// Longest a readiness probe waits for each backend.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub(super) fn router() -> Router<HttpContext> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn readyz(State(ctx): State<HttpContext>) -> impl IntoResponse {
+    let (db, state) = tokio::join!(
+        tokio::time::timeout(PROBE_TIMEOUT, ctx.chat.store().ping()),
+        tokio::time::timeout(PROBE_TIMEOUT, ctx.chat.state().ping())
+    );
+    let db_ok = matches!(db, Ok(Ok(())));
+    let state_ok = matches!(state, Ok(Ok(())));
+    let status = if db_ok && state_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let word = |ok: bool| if ok { "ok" } else { "unavailable" };
+    (status, Json(json!({ "database": word(db_ok), "state": word(state_ok) })))
+}
+
+async fn metrics(State(ctx): State<HttpContext>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], ctx.metrics.render())
+}

@@ -1,0 +1,5 @@
+//! Transports: Socket.IO handlers and HTTP routers. No business rules here:
+//! decode, call a use case in [`crate::chat`], answer.
+
+pub mod http;
+pub mod socketio;

@@ -1,0 +1,247 @@
+//! Socket.IO: handshake authentication, one handler per client event, acks,
+//! and the [`Fanout`] implementation over socketioxide (local or Redis adapter).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde_json::{Value, json};
+use socketioxide::SocketIo;
+use socketioxide::adapter::Adapter;
+use socketioxide_core::adapter::DefinedAdapter;
+use socketioxide::extract::{AckSender, SocketRef, TryData};
+use socketioxide::handler::ConnectHandler;
+use socketioxide::socket::Sid;
+use tokio::sync::Mutex;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::{Identity, TokenVerifier};
+use crate::chat::fanout::{Fanout, thread_room, user_room};
+use crate::chat::model::now_ms;
+use crate::chat::{Actor, ChatService, ConnectionId};
+use crate::error::ChatError;
+
+/// Longest wait for one broadcast to be handed to the adapter.
+const EMIT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// [`Fanout`] over a socketioxide handle; with the Redis adapter it reaches every instance.
+pub struct SocketFanout<A: Adapter> {
+    io: SocketIo<A>,
+}
+
+impl<A: Adapter> SocketFanout<A> {
+    /// Fan-out through `io`.
+    pub fn new(io: SocketIo<A>) -> Self {
+        Self { io }
+    }
+}
+
+#[async_trait]
+impl<A: Adapter> Fanout for SocketFanout<A> {
+    async fn emit(&self, rooms: Vec<String>, except: Option<&ConnectionId>, event: &'static str, payload: &Value) {
+        let sender = except.and_then(|c| c.0.parse::<Sid>().ok()).and_then(|sid| self.io.get_socket(sid));
+        let operators = match sender {
+            Some(socket) => socket.to(rooms),
+            None => self.io.to(rooms),
+        };
+        match tokio::time::timeout(EMIT_TIMEOUT, operators.emit(event, payload)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(event, error = %e, "broadcast failed"),
+            Err(_) => tracing::warn!(event, "broadcast timed out"),
+        }
+    }
+}
+
+/// The one message a refused handshake gets.
+#[derive(Debug)]
+struct Unauthorized;
+
+impl std::fmt::Display for Unauthorized {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("unauthorized")
+    }
+}
+
+/// Per-socket lifecycle, so connect and disconnect bookkeeping never cross.
+#[derive(Default)]
+struct Session {
+    counted: bool,
+    gone: bool,
+}
+
+type SessionRef = Arc<Mutex<Session>>;
+
+/// Everything the handlers share.
+#[derive(Clone)]
+struct Handlers {
+    chat: Arc<ChatService>,
+    verifier: Arc<TokenVerifier>,
+    tasks: TaskTracker,
+}
+
+/// Registers the default namespace; the result must be spawned (local adapter)
+/// or awaited (Redis adapter) by the caller.
+pub fn register<A: Adapter + DefinedAdapter>(
+    io: &SocketIo<A>,
+    chat: Arc<ChatService>,
+    verifier: Arc<TokenVerifier>,
+    tasks: TaskTracker,
+) -> A::InitRes {
+    let h = Handlers { chat, verifier, tasks };
+    let auth = {
+        let h = h.clone();
+        move |socket: SocketRef<A>, TryData(auth): TryData<Value>| {
+            let h = h.clone();
+            async move { h.authenticate(socket, auth.ok()) }
+        }
+    };
+    let connected = move |socket: SocketRef<A>| {
+        let h = h.clone();
+        let tasks = h.tasks.clone();
+        async move { tasks.track_future(h.connected(socket)).await }
+    };
+    io.ns("/", connected.with(auth))
+}
+
+impl Handlers {
+    /// Handshake middleware: verifies the token, then prepares the socket before the
+    /// client can send anything (handlers registered, user room joined).
+    fn authenticate<A: Adapter>(&self, socket: SocketRef<A>, auth: Option<Value>) -> Result<(), Unauthorized> {
+        let token = auth.as_ref().and_then(|a| a.get("token")).and_then(Value::as_str).ok_or(Unauthorized)?;
+        let identity = self.verifier.verify(token).map_err(|e| {
+            tracing::debug!(error = %e, "handshake refused");
+            metrics::counter!("chat_handshakes_refused_total").increment(1);
+            Unauthorized
+        })?;
+        let actor = Actor {
+            user_id: identity.user_id.clone(),
+            role: identity.role,
+            connection: Some(ConnectionId(socket.id.to_string())),
+        };
+        socket.join(user_room(&identity.user_id));
+        socket.extensions.insert::<Identity>(identity);
+        socket.extensions.insert::<SessionRef>(SessionRef::default());
+        self.on(&socket, &actor, "chat:join", |chat, socket, actor, data| async move {
+            let joined = chat.join(&actor, data).await?;
+            socket.join(thread_room(&joined.thread.id));
+            Ok(joined)
+        });
+        self.on(&socket, &actor, "chat:leave", |chat, socket, _actor, data| async move {
+            socket.leave(thread_room(&chat.leave(data)?));
+            Ok(json!({}))
+        });
+        self.on(&socket, &actor, "chat:typing", |chat, _s, actor, data| async move { chat.typing(&actor, data).await });
+        self.on(&socket, &actor, "chat:send-message", |chat, _s, actor, data| async move {
+            chat.send_message(&actor, data).await
+        });
+        self.on(&socket, &actor, "chat:read", |chat, _s, actor, data| async move { chat.read(&actor, data).await });
+        self.on(&socket, &actor, "chat:history", |chat, _s, actor, data| async move { chat.history(&actor, data).await });
+        let h = self.clone();
+        socket.on_disconnect(move |socket: SocketRef<A>| {
+            let h = h.clone();
+            let actor = actor.clone();
+            let tasks = h.tasks.clone();
+            async move { tasks.track_future(h.disconnected(socket, actor)).await }
+        });
+        Ok(())
+    }
+
+    /// After the handshake: presence, offline queue, then `chat:ready`.
+    async fn connected<A: Adapter>(self, socket: SocketRef<A>) {
+        let (Some(identity), Some(session)) = (socket.extensions.get::<Identity>(), socket.extensions.get::<SessionRef>())
+        else {
+            return;
+        };
+        let actor = Actor {
+            user_id: identity.user_id.clone(),
+            role: identity.role,
+            connection: Some(ConnectionId(socket.id.to_string())),
+        };
+        let arrival = {
+            let mut session = session.lock().await;
+            if session.gone {
+                return;
+            }
+            session.counted = true;
+            self.chat.connect(&actor).await
+        };
+        for message in &arrival.queued {
+            if let Err(e) = socket.emit("chat:message", &json!({ "message": message })) {
+                tracing::debug!(error = %e, "queued message not emitted");
+                return;
+            }
+        }
+        if !arrival.queued.is_empty() {
+            self.chat.delivered(&actor, &arrival).await;
+        }
+        if !arrival.resync_threads.is_empty() {
+            let _ = socket.emit("chat:resync", &json!({ "threadIds": arrival.resync_threads }));
+        }
+        let ready = json!({
+            "userId": identity.user_id,
+            "role": identity.role,
+            "serverTime": crate::chat::model::rfc3339(now_ms()),
+        });
+        let _ = socket.emit("chat:ready", &ready);
+    }
+
+    async fn disconnected<A: Adapter>(self, socket: SocketRef<A>, actor: Actor) {
+        let Some(session) = socket.extensions.get::<SessionRef>() else {
+            return;
+        };
+        let mut session = session.lock().await;
+        session.gone = true;
+        if session.counted {
+            self.chat.disconnect(&actor).await;
+        }
+    }
+
+    /// Registers one client event: decode, run the use case, ack `{ ok, ... }`.
+    fn on<A, F, Fut, R>(&self, socket: &SocketRef<A>, actor: &Actor, event: &'static str, handler: F)
+    where
+        A: Adapter,
+        F: Fn(Arc<ChatService>, SocketRef<A>, Actor, Value) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, ChatError>> + Send + 'static,
+        R: Serialize,
+    {
+        let h = self.clone();
+        let actor = actor.clone();
+        socket.on(event, move |socket: SocketRef<A>, TryData(data): TryData<Value>, ack: AckSender<A>| {
+            let (chat, actor, handler) = (h.chat.clone(), actor.clone(), handler.clone());
+            h.tasks.track_future(async move {
+                let started = Instant::now();
+                let result = match data {
+                    Ok(data) => handler(chat, socket, actor, data).await,
+                    Err(e) => Err(ChatError::invalid(format!("invalid payload: {e}"))),
+                };
+                answer(event, ack, result, started);
+            })
+        });
+    }
+}
+
+/// Sends the ack (if the client asked for one) and records the outcome.
+fn answer<A: Adapter, R: Serialize>(event: &'static str, ack: AckSender<A>, result: Result<R, ChatError>, started: Instant) {
+    let (outcome, payload) = match result.and_then(|r| serde_json::to_value(r).map_err(|e| ChatError::Internal(e.into()))) {
+        Ok(mut value) => {
+            if let Some(map) = value.as_object_mut() {
+                map.insert("ok".into(), Value::Bool(true));
+            }
+            ("ok", value)
+        }
+        Err(e) => {
+            match &e {
+                ChatError::Internal(cause) => tracing::error!(event, error = ?cause, "internal error"),
+                other => tracing::debug!(event, code = other.code(), error = %other, "event refused"),
+            }
+            (e.code(), json!({ "ok": false, "error": e.to_wire() }))
+        }
+    };
+    metrics::counter!("chat_socket_events_total", "event" => event, "outcome" => outcome).increment(1);
+    metrics::histogram!("chat_socket_event_seconds", "event" => event).record(started.elapsed().as_secs_f64());
+    if let Err(e) = ack.send(&payload) {
+        tracing::debug!(event, error = %e, "ack not sent");
+    }
+}
