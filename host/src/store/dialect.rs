@@ -44,4 +44,12 @@ impl Dialect {
             Self::Sqlite => "INSERT OR IGNORE INTO chat_participant (thread_id, user_id, joined_at) VALUES (?, ?, ?)",
         }
     }
+
+    /// The id the connection's last INSERT generated.
+    pub fn last_insert_id(self) -> &'static str {
+        match self {
+            Self::MySql => "SELECT LAST_INSERT_ID()",
+            Self::Sqlite => "SELECT last_insert_rowid()",
+        }
+    }
 }

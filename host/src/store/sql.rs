@@ -311,7 +311,15 @@ impl ChatStore for SqlStore {
                     .map(InsertMessage::Existing)
                     .ok_or_else(|| StoreError::Other(anyhow::anyhow!("duplicate key without a row")));
             }
-            other => other.map_err(err)?.last_insert_id().context("no insert id").map_err(StoreError::Other)?,
+            other => match other.map_err(err)?.last_insert_id() {
+                Some(id) => id,
+                // sqlx's Any driver reports no insert id for SQLite; ask the connection.
+                None => sqlx::query(self.dialect.last_insert_id())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .and_then(|r| r.try_get(0))
+                    .map_err(err)?,
+            },
         };
         if !receipts.is_empty() {
             let sql = format!(
