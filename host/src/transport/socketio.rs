@@ -214,7 +214,7 @@ impl Handlers {
                 let started = Instant::now();
                 let result = match data {
                     Ok(data) => handler(chat, socket, actor, data).await,
-                    Err(e) => Err(ChatError::invalid(format!("invalid payload: {e}"))),
+                    Err(_) => Err(ChatError::invalid("a payload object is required")),
                 };
                 answer(event, ack, result, started);
             })
