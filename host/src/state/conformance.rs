@@ -147,3 +147,22 @@ async fn events_reach_the_stream() {
         .unwrap();
     assert!(format!("{last:?}").contains(&marker), "stream lacks the entry: {last:?}");
 }
+
+#[tokio::test]
+async fn plugin_kv_is_namespaced_and_counts_with_ttl() {
+    for (name, s) in backends().await {
+        let (p1, p2) = (unique("p1"), unique("p2"));
+        assert_eq!(s.kv_get(&p1, "k").await.unwrap(), None, "{name}");
+        s.kv_set(&p1, "k", "v", None).await.unwrap();
+        assert_eq!(s.kv_get(&p1, "k").await.unwrap().as_deref(), Some("v"), "{name}");
+        assert_eq!(s.kv_get(&p2, "k").await.unwrap(), None, "{name}: another plugin's namespace");
+        assert_eq!(s.kv_incr(&p1, "n", 2, Some(TTL)).await.unwrap(), 2, "{name}");
+        assert_eq!(s.kv_incr(&p1, "n", 3, Some(TTL)).await.unwrap(), 5, "{name}");
+        assert!(s.kv_incr(&p1, "k", 1, None).await.is_err(), "{name}: not an integer");
+        assert!(s.kv_delete(&p1, "k").await.unwrap(), "{name}");
+        assert!(!s.kv_delete(&p1, "k").await.unwrap(), "{name}");
+        s.kv_set(&p1, "short", "x", Some(Duration::from_millis(30))).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(60)).await; // let the TTL lapse
+        assert_eq!(s.kv_get(&p1, "short").await.unwrap(), None, "{name}: TTL");
+    }
+}

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use super::{
     EVENT_STREAM_MAX, OFFLINE_QUEUE_MAX, OFFLINE_QUEUE_TTL, OfflineBatch, RateDecision,
-    StateResult, StateStore, StreamEntry,
+    StateError, StateResult, StateStore, StreamEntry,
 };
 
 /// A value that disappears at `expires`.
@@ -41,6 +41,8 @@ struct Inner {
     /// Per user, the instants of the actions in the current window, oldest first.
     rate: HashMap<String, VecDeque<Instant>>,
     thread_meta: HashMap<String, Expiring<String>>,
+    /// Plugin key-value entries by (plugin, key); `None` expiry means forever.
+    kv: HashMap<(String, String), (String, Option<Instant>)>,
     events: VecDeque<StreamEntry>,
 }
 
@@ -216,5 +218,58 @@ impl StateStore for MemoryState {
             s.events.drain(..excess);
         });
         Ok(())
+    }
+
+    async fn kv_get(&self, plugin: &str, key: &str) -> StateResult<Option<String>> {
+        Ok(self.with(|s| live_kv(s, plugin, key).map(|(v, _)| v.clone())))
+    }
+
+    async fn kv_set(&self, plugin: &str, key: &str, value: &str, ttl: Option<Duration>) -> StateResult<()> {
+        self.with(|s| {
+            let expires = ttl.map(|t| Instant::now() + t);
+            sweep_kv(s);
+            s.kv.insert((plugin.to_owned(), key.to_owned()), (value.to_owned(), expires));
+        });
+        Ok(())
+    }
+
+    async fn kv_incr(&self, plugin: &str, key: &str, delta: i64, ttl: Option<Duration>) -> StateResult<i64> {
+        self.with(|s| {
+            let (current, expires) = match live_kv(s, plugin, key) {
+                Some((v, e)) => (
+                    v.parse::<i64>()
+                        .map_err(|_| StateError::Other(anyhow::anyhow!("value is not an integer")))?,
+                    *e,
+                ),
+                None => (0, None),
+            };
+            let next = current.checked_add(delta).ok_or_else(|| StateError::Other(anyhow::anyhow!("overflow")))?;
+            let expires = expires.or_else(|| ttl.map(|t| Instant::now() + t));
+            sweep_kv(s);
+            s.kv.insert((plugin.to_owned(), key.to_owned()), (next.to_string(), expires));
+            Ok(next)
+        })
+    }
+
+    async fn kv_delete(&self, plugin: &str, key: &str) -> StateResult<bool> {
+        Ok(self.with(|s| {
+            let live = live_kv(s, plugin, key).is_some();
+            s.kv.remove(&(plugin.to_owned(), key.to_owned()));
+            live
+        }))
+    }
+}
+
+fn live_kv<'a>(s: &'a Inner, plugin: &str, key: &str) -> Option<&'a (String, Option<Instant>)> {
+    s.kv
+        .get(&(plugin.to_owned(), key.to_owned()))
+        .filter(|(_, expires)| expires.is_none_or(|e| e > Instant::now()))
+}
+
+/// Drops expired plugin entries now and then, so TTL'd keys never read again do not pile up.
+fn sweep_kv(s: &mut Inner) {
+    if s.kv.len() % 1024 == 1023 {
+        let now = Instant::now();
+        s.kv.retain(|_, (_, expires)| expires.is_none_or(|e| e > now));
     }
 }

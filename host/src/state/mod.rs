@@ -105,4 +105,14 @@ pub trait StateStore: Send + Sync + 'static {
 
     /// Appends entries to the capped event stream.
     async fn append_events(&self, entries: &[StreamEntry]) -> StateResult<()>;
+
+    /// Reads a plugin's key.
+    async fn kv_get(&self, plugin: &str, key: &str) -> StateResult<Option<String>>;
+    /// Writes a plugin's key, with an optional TTL.
+    async fn kv_set(&self, plugin: &str, key: &str, value: &str, ttl: Option<Duration>) -> StateResult<()>;
+    /// Adds `delta` to a plugin's integer key (created at 0); `ttl` is set when the key
+    /// has none. Returns the new value.
+    async fn kv_incr(&self, plugin: &str, key: &str, delta: i64, ttl: Option<Duration>) -> StateResult<i64>;
+    /// Deletes a plugin's key; true if it existed.
+    async fn kv_delete(&self, plugin: &str, key: &str) -> StateResult<bool>;
 }

@@ -37,6 +37,9 @@ fn ratelimit_key(user: &str) -> String {
 fn thread_meta_key(thread: &str) -> String {
     format!("chat:thread-meta:{thread}")
 }
+fn plugin_kv_key(plugin: &str, key: &str) -> String {
+    format!("chat:plugin-kv:{plugin}:{key}")
+}
 
 /// DECR that deletes the key at zero, so a crashed count never goes negative.
 const PRESENCE_DISCONNECT: &str = r"
@@ -83,6 +86,12 @@ end
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return math.max(1, tonumber(oldest[2]) + window - now)";
 
+/// INCRBY that sets the TTL only on a key without one (a counter's window starts once).
+const KV_INCR: &str = r"
+local n = redis.call('INCRBY', KEYS[1], ARGV[1])
+if ARGV[2] ~= '' and redis.call('PTTL', KEYS[1]) == -1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return n";
+
 /// [`StateStore`] on Redis, shared by every instance of the cluster.
 #[derive(Clone)]
 pub struct RedisState {
@@ -91,6 +100,7 @@ pub struct RedisState {
     presence_refresh: Script,
     offline_push: Script,
     rate_limit: Script,
+    kv_incr: Script,
 }
 
 fn err(e: RedisError) -> StateError {
@@ -121,6 +131,7 @@ impl RedisState {
             presence_refresh: Script::new(PRESENCE_REFRESH),
             offline_push: Script::new(OFFLINE_PUSH),
             rate_limit: Script::new(RATE_LIMIT),
+            kv_incr: Script::new(KV_INCR),
         })
     }
 
@@ -284,5 +295,33 @@ impl StateStore for RedisState {
             cmd.ignore();
         }
         pipe.query_async::<()>(&mut self.conn()).await.map_err(err)
+    }
+
+    async fn kv_get(&self, plugin: &str, key: &str) -> StateResult<Option<String>> {
+        self.conn().get(plugin_kv_key(plugin, key)).await.map_err(err)
+    }
+
+    async fn kv_set(&self, plugin: &str, key: &str, value: &str, ttl: Option<Duration>) -> StateResult<()> {
+        let key = plugin_kv_key(plugin, key);
+        match ttl {
+            Some(ttl) => self.conn().pset_ex::<_, _, ()>(key, value, millis(ttl).max(1)).await,
+            None => self.conn().set::<_, _, ()>(key, value).await,
+        }
+        .map_err(err)
+    }
+
+    async fn kv_incr(&self, plugin: &str, key: &str, delta: i64, ttl: Option<Duration>) -> StateResult<i64> {
+        self.kv_incr
+            .key(plugin_kv_key(plugin, key))
+            .arg(delta)
+            .arg(ttl.map(|t| millis(t).max(1).to_string()).unwrap_or_default())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(err)
+    }
+
+    async fn kv_delete(&self, plugin: &str, key: &str) -> StateResult<bool> {
+        let removed: i64 = self.conn().del(plugin_kv_key(plugin, key)).await.map_err(err)?;
+        Ok(removed > 0)
     }
 }
