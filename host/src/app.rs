@@ -16,9 +16,14 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::audit::AuditLog;
 use crate::auth::TokenVerifier;
 use crate::chat::events::EventBus;
+use crate::chat::policy::PolicyChain;
 use crate::chat::{ChatService, Limits};
+use crate::plugins::chain::{PluginEvents, PluginPolicy};
+use crate::plugins::directory;
+use crate::plugins::registry::{PluginRegistry, Services};
 use crate::config::{Config, Secrets};
 use crate::state::StateStore;
 use crate::state::memory::MemoryState;
@@ -58,14 +63,14 @@ pub async fn run(config: Config, metrics: PrometheusHandle) -> anyhow::Result<()
                 .context("starting the Socket.IO Redis adapter")?;
             let builder = SocketIo::builder().with_adapter::<RedisAdapter<_>>(adapter);
             let describe = format!("database {}, state redis {}", redact(&db_url), redact(url));
-            let (io, layer, wired) = server.wire(builder, store, state);
+            let (io, layer, wired) = server.wire(builder, store, state)?;
             wired.register(&io).await.context("registering the Socket.IO namespace")?;
             server.serve(io, layer, wired, &describe).await
         }
         None => {
             let state = Arc::new(MemoryState::new());
             let describe = format!("database {}, state in-process (single instance)", redact(&db_url));
-            let (io, layer, wired) = server.wire(SocketIo::builder(), store, state);
+            let (io, layer, wired) = server.wire(SocketIo::builder(), store, state)?;
             wired.register::<LocalAdapter>(&io).spawn();
             server.serve(io, layer, wired, &describe).await
         }
@@ -94,6 +99,8 @@ struct Server<'a> {
 /// The service and the background tasks it owns.
 struct Wired {
     chat: Arc<ChatService>,
+    plugins: Arc<PluginRegistry>,
+    audit: Arc<AuditLog>,
     verifier: Arc<TokenVerifier>,
     tasks: TaskTracker,
     event_writer: tokio::task::JoinHandle<()>,
@@ -111,28 +118,44 @@ impl Server<'_> {
         builder: SocketIoBuilder<A>,
         store: Arc<SqlStore>,
         state: Arc<dyn StateStore>,
-    ) -> (SocketIo<A>, SocketIoLayer<A>, Wired) {
+    ) -> anyhow::Result<(SocketIo<A>, SocketIoLayer<A>, Wired)> {
         let (layer, io) = builder.build_layer();
-        let (events, event_writer) = EventBus::start(state.clone());
+        let audit = Arc::new(AuditLog::new(store.clone(), &self.secrets.audit_key));
+        let services = Services { state: state.clone(), audit: audit.clone(), runtime: tokio::runtime::Handle::current() };
+        let plugins = Arc::new(PluginRegistry::new(services, Some(self.config.data_dir.join("plugin-cache")))?);
+        let plugin_events = Arc::new(PluginEvents::start(plugins.clone())?);
+        let (events, event_writer) = EventBus::start(state.clone(), vec![plugin_events]);
         let limits = Limits {
             max_body_chars: self.config.max_body_chars,
             messages_per_minute: self.config.rate_limit_per_minute,
         };
+        let policy = PolicyChain::builtin(limits).with(Arc::new(PluginPolicy::new(plugins.clone(), limits.max_body_chars)));
         let fanout = Arc::new(SocketFanout::new(io.clone()));
-        let chat = Arc::new(ChatService::new(store, state, fanout, events, limits));
+        let chat = Arc::new(ChatService::new(store, state, fanout, events, policy, limits));
         let verifier = Arc::new(TokenVerifier::new(&self.secrets.jwt_secret));
-        (io, layer, Wired { chat, verifier, tasks: TaskTracker::new(), event_writer })
+        Ok((io, layer, Wired { chat, plugins, audit, verifier, tasks: TaskTracker::new(), event_writer }))
     }
 
     async fn serve<A: Adapter>(self, io: SocketIo<A>, layer: SocketIoLayer<A>, wired: Wired, describe: &str) -> anyhow::Result<()> {
         let ctx = HttpContext {
             chat: wired.chat.clone(),
+            plugins: wired.plugins.clone(),
+            audit: wired.audit.clone(),
             verifier: wired.verifier.clone(),
             service_token: self.secrets.service_token.as_str().into(),
             metrics: self.metrics,
         };
         let router = http::router(ctx).layer(layer);
         let stop = CancellationToken::new();
+        let plugin_dir = self.config.plugin_dir();
+        let plugins = match &plugin_dir {
+            Some(dir) => {
+                let loaded = directory::load_all(&wired.plugins, dir);
+                directory::watch(wired.plugins.clone(), dir.clone(), stop.clone())?;
+                format!("{} from {} ({})", loaded.len(), dir.display(), loaded.join(", "))
+            }
+            None => "none (no CHAT_PLUGIN_DIR)".to_owned(),
+        };
         let refresher = tokio::spawn(wired.chat.clone().refresh_presence(stop.clone()));
         let server = tokio::spawn({
             let stop = stop.clone();
@@ -142,7 +165,7 @@ impl Server<'_> {
         });
         tracing::info!(%describe, "chat-host started");
         println!("chat-host listening on http://{}", self.addr);
-        println!("chat-host stores: {describe}; plugins: none");
+        println!("chat-host stores: {describe}; plugins: {plugins}");
 
         shutdown_signal().await;
         tracing::info!("shutting down: finishing in-flight events");

@@ -38,6 +38,13 @@ pub struct Config {
     /// Longest message body, in Unicode code points.
     #[arg(long, env = "CHAT_MAX_BODY_CHARS", default_value_t = 4000)]
     pub max_body_chars: usize,
+    /// Directory of plugin components (`<name>.wasm` + `<name>.toml`), watched for changes;
+    /// default `plugins-dist/` if it exists.
+    #[arg(long, env = "CHAT_PLUGIN_DIR")]
+    pub plugin_dir: Option<PathBuf>,
+    /// Key of the audit trail's HMAC chain; derived from the JWT secret when unset.
+    #[arg(long, env = "CHAT_AUDIT_KEY", hide_env_values = true)]
+    pub audit_key: Option<String>,
     /// Where the embedded SQLite file lives.
     #[arg(long, env = "CHAT_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
@@ -62,6 +69,8 @@ pub struct Secrets {
     pub jwt_secret: String,
     /// Bearer token for `/api` and `/admin`.
     pub service_token: String,
+    /// Key of the audit chain.
+    pub audit_key: Vec<u8>,
 }
 
 impl Config {
@@ -88,6 +97,15 @@ impl Config {
         non_empty(&self.redis_url)
     }
 
+    /// The plugin directory: configured, or `plugins-dist/` when present.
+    pub fn plugin_dir(&self) -> Option<PathBuf> {
+        match &self.plugin_dir {
+            Some(dir) if !dir.as_os_str().is_empty() => Some(dir.clone()),
+            Some(_) => None,
+            None => Some(PathBuf::from("plugins-dist")).filter(|d| d.is_dir()),
+        }
+    }
+
     /// Resolves the secrets: configured ones, or loud random ones in dev mode.
     pub fn secrets(&self) -> anyhow::Result<Secrets> {
         let jwt = non_empty(&self.jwt_secret).map(str::to_owned);
@@ -100,9 +118,20 @@ impl Config {
             eprintln!("!!! DEV MODE: no {name} configured; using a random one for this run: {value}");
             value
         };
+        let jwt_secret = jwt.unwrap_or_else(|| generate("CHAT_JWT_SECRET"));
+        let audit_key = match non_empty(&self.audit_key) {
+            Some(key) => key.as_bytes().to_vec(),
+            None => {
+                use hmac::Mac;
+                let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(jwt_secret.as_bytes()).expect("any key length");
+                mac.update(b"chat-host audit key");
+                mac.finalize().into_bytes().to_vec()
+            }
+        };
         Ok(Secrets {
-            jwt_secret: jwt.unwrap_or_else(|| generate("CHAT_JWT_SECRET")),
+            jwt_secret,
             service_token: token.unwrap_or_else(|| generate("CHAT_SERVICE_TOKEN")),
+            audit_key,
         })
     }
 }

@@ -10,10 +10,12 @@
 //! - [`auth`]: JWT identities; [`error`]: the ack error codes.
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod chat;
 pub mod config;
 pub mod error;
+pub mod plugins;
 pub mod state;
 pub mod store;
 pub mod telemetry;

@@ -71,6 +71,12 @@ impl ChatEvent {
     }
 }
 
+/// Sees every event after it happened (e.g. the events plugins). Must not block.
+pub trait EventObserver: Send + Sync {
+    /// Called once per event by the writer task.
+    fn observe(&self, event: &ChatEvent);
+}
+
 /// Publishes events without ever blocking the caller.
 pub struct EventBus {
     tx: mpsc::Sender<ChatEvent>,
@@ -78,11 +84,12 @@ pub struct EventBus {
 }
 
 impl EventBus {
-    /// Starts the writer task that appends events to `state`'s stream.
-    pub fn start(state: Arc<dyn StateStore>) -> (Self, JoinHandle<()>) {
+    /// Starts the writer task that appends events to `state`'s stream and shows
+    /// them to `observers`.
+    pub fn start(state: Arc<dyn StateStore>, observers: Vec<Arc<dyn EventObserver>>) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let stop = CancellationToken::new();
-        let writer = tokio::spawn(write_events(rx, state, stop.clone()));
+        let writer = tokio::spawn(write_events(rx, state, observers, stop.clone()));
         (Self { tx, stop }, writer)
     }
 
@@ -99,7 +106,12 @@ impl EventBus {
     }
 }
 
-async fn write_events(mut rx: mpsc::Receiver<ChatEvent>, state: Arc<dyn StateStore>, stop: CancellationToken) {
+async fn write_events(
+    mut rx: mpsc::Receiver<ChatEvent>,
+    state: Arc<dyn StateStore>,
+    observers: Vec<Arc<dyn EventObserver>>,
+    stop: CancellationToken,
+) {
     let mut batch = Vec::with_capacity(BATCH);
     loop {
         tokio::select! {
@@ -109,6 +121,11 @@ async fn write_events(mut rx: mpsc::Receiver<ChatEvent>, state: Arc<dyn StateSto
         while rx.try_recv().map(|e| batch.push(e)).is_ok() && batch.len() < BATCH {}
         if batch.is_empty() {
             continue;
+        }
+        for event in &batch {
+            for observer in &observers {
+                observer.observe(event);
+            }
         }
         let entries: Vec<StreamEntry> = batch.drain(..).map(|e| e.to_entry()).collect();
         match state.append_events(&entries).await {
@@ -129,7 +146,7 @@ mod tests {
     #[tokio::test]
     async fn published_events_are_flushed_on_close() {
         let state = Arc::new(MemoryState::new());
-        let (bus, writer) = EventBus::start(state.clone());
+        let (bus, writer) = EventBus::start(state.clone(), Vec::new());
         for i in 0..600 {
             bus.publish(ChatEvent::new("message_sent", "alice").thread("t1").message(i));
         }

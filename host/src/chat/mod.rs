@@ -71,11 +71,12 @@ impl ChatService {
         state: Arc<dyn StateStore>,
         fanout: Arc<dyn Fanout>,
         events: EventBus,
+        policy: PolicyChain,
         limits: Limits,
     ) -> Self {
         Self {
             threads: ThreadDirectory::new(store.clone(), state.clone()),
-            policy: PolicyChain::builtin(limits),
+            policy,
             presence: LocalPresence::default(),
             store,
             state,

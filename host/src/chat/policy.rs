@@ -65,7 +65,7 @@ pub struct RateLimit {
 
 impl RateLimit {
     /// True if `self` allows fewer actions per unit of time than `other`.
-    fn stricter_than(&self, other: &RateLimit) -> bool {
+    pub fn stricter_than(&self, other: &RateLimit) -> bool {
         u128::from(self.limit) * other.window.as_millis() < u128::from(other.limit) * self.window.as_millis()
     }
 }
@@ -145,6 +145,12 @@ pub struct PolicyChain {
 }
 
 impl PolicyChain {
+    /// Appends a link (e.g. the plugins) after the existing ones.
+    pub fn with(mut self, policy: Arc<dyn Policy>) -> Self {
+        self.policies.push(policy);
+        self
+    }
+
     /// The chain of the contract's built-in rules.
     pub fn builtin(limits: Limits) -> Self {
         let default_limit = RateLimit {

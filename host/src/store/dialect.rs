@@ -52,4 +52,18 @@ impl Dialect {
             Self::Sqlite => "SELECT last_insert_rowid()",
         }
     }
+
+    /// Insert-or-update of a thread's audit head.
+    pub fn upsert_audit_head(self) -> &'static str {
+        match self {
+            Self::MySql => {
+                "INSERT INTO chat_audit_head (thread_id, seq, head_mac) VALUES (?, ?, ?) \
+                 ON DUPLICATE KEY UPDATE seq = VALUES(seq), head_mac = VALUES(head_mac)"
+            }
+            Self::Sqlite => {
+                "INSERT INTO chat_audit_head (thread_id, seq, head_mac) VALUES (?, ?, ?) \
+                 ON CONFLICT (thread_id) DO UPDATE SET seq = excluded.seq, head_mac = excluded.head_mac"
+            }
+        }
+    }
 }

@@ -135,6 +135,38 @@ pub struct MessageWithReceipts {
     pub receipts: Vec<Receipt>,
 }
 
+/// One entry of a thread's audit trail, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// Position in the thread's chain, from 1.
+    pub seq: i64,
+    /// Thread.
+    pub thread_id: String,
+    /// The plugin that wrote it.
+    pub plugin: String,
+    /// Event kind.
+    pub kind: String,
+    /// Who caused it.
+    pub actor_id: String,
+    /// Free text (JSON by convention).
+    pub detail: String,
+    /// When it was written.
+    pub created_at_ms: Millis,
+    /// `mac` of the previous entry (64 zeros for the first).
+    pub prev_mac: String,
+    /// HMAC of this entry chained to the previous one.
+    pub mac: String,
+}
+
+/// The newest position of a thread's audit chain, sealed with the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditHead {
+    /// Seq of the newest entry.
+    pub seq: i64,
+    /// HMAC over the newest entry's seq and mac.
+    pub head_mac: String,
+}
+
 /// The durable chat store.
 #[async_trait]
 pub trait ChatStore: Send + Sync + 'static {
@@ -171,4 +203,13 @@ pub trait ChatStore: Send + Sync + 'static {
     ) -> StoreResult<Page<MessageWithReceipts>>;
     /// Ids of the threads `user` takes part in.
     async fn threads_of_user(&self, user: &str) -> StoreResult<Vec<String>>;
+
+    /// The newest audit entry of a thread.
+    async fn audit_tail(&self, thread: &str) -> StoreResult<Option<AuditEntry>>;
+    /// Appends an entry and moves the head, atomically; false if `entry.seq` is taken.
+    async fn audit_insert(&self, entry: &AuditEntry, head_mac: &str) -> StoreResult<bool>;
+    /// Every audit entry of a thread, by seq.
+    async fn audit_entries(&self, thread: &str) -> StoreResult<Vec<AuditEntry>>;
+    /// The sealed head of a thread's chain.
+    async fn audit_head(&self, thread: &str) -> StoreResult<Option<AuditHead>>;
 }

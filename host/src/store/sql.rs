@@ -10,7 +10,7 @@ use sqlx::{AnyPool, AssertSqlSafe, Executor, Row};
 
 use super::dialect::Dialect;
 use super::{
-    AddParticipant, ChatStore, CreateThread, InsertMessage, MarkRead, MessageWithReceipts,
+    AddParticipant, AuditEntry, AuditHead, ChatStore, CreateThread, InsertMessage, MarkRead, MessageWithReceipts,
     NewMessage, NewReceipt, NewThread, StoreError, StoreResult, ThreadActivity,
 };
 use crate::chat::model::{Message, MessageId, Millis, Page, ParticipantProfile, Receipt, ThreadMeta, UserProfile};
@@ -18,6 +18,7 @@ use crate::chat::model::{Message, MessageId, Millis, Page, ParticipantProfile, R
 /// Longest wait for a pooled connection before a call fails as `unavailable`.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 const MESSAGE_COLUMNS: &str = "id, thread_id, sender_id, body, client_message_id, created_at";
+const AUDIT_COLUMNS: &str = "seq, thread_id, plugin, kind, actor_id, detail, created_at, prev_mac, mac";
 
 static MYSQL_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/mysql");
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -64,6 +65,20 @@ fn message_from_row(row: &AnyRow) -> Result<Message, sqlx::Error> {
         body: row.try_get("body")?,
         client_message_id: row.try_get("client_message_id")?,
         created_at_ms: row.try_get("created_at")?,
+    })
+}
+
+fn audit_from_row(row: &AnyRow) -> Result<AuditEntry, sqlx::Error> {
+    Ok(AuditEntry {
+        seq: row.try_get("seq")?,
+        thread_id: row.try_get("thread_id")?,
+        plugin: row.try_get("plugin")?,
+        kind: row.try_get("kind")?,
+        actor_id: row.try_get("actor_id")?,
+        detail: row.try_get("detail")?,
+        created_at_ms: row.try_get("created_at")?,
+        prev_mac: row.try_get("prev_mac")?,
+        mac: row.try_get("mac")?,
     })
 }
 
@@ -507,5 +522,58 @@ impl ChatStore for SqlStore {
             .await
             .map_err(err)?;
         rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>().map_err(err)
+    }
+
+    async fn audit_tail(&self, thread: &str) -> StoreResult<Option<AuditEntry>> {
+        let sql = format!("SELECT {AUDIT_COLUMNS} FROM chat_audit_entry WHERE thread_id = ? ORDER BY seq DESC LIMIT 1");
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(thread).fetch_optional(&self.pool).await.map_err(err)?;
+        row.as_ref().map(audit_from_row).transpose().map_err(err)
+    }
+
+    async fn audit_insert(&self, e: &AuditEntry, head_mac: &str) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let inserted = sqlx::query(
+            "INSERT INTO chat_audit_entry (seq, thread_id, plugin, kind, actor_id, detail, created_at, prev_mac, mac) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(e.seq)
+        .bind(&e.thread_id)
+        .bind(&e.plugin)
+        .bind(&e.kind)
+        .bind(&e.actor_id)
+        .bind(&e.detail)
+        .bind(e.created_at_ms)
+        .bind(&e.prev_mac)
+        .bind(&e.mac)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(error) if is_unique_violation(&error) => return Ok(false),
+            other => other.map_err(err)?,
+        };
+        sqlx::query(self.dialect.upsert_audit_head())
+            .bind(&e.thread_id)
+            .bind(e.seq)
+            .bind(head_mac)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        Ok(true)
+    }
+
+    async fn audit_entries(&self, thread: &str) -> StoreResult<Vec<AuditEntry>> {
+        let sql = format!("SELECT {AUDIT_COLUMNS} FROM chat_audit_entry WHERE thread_id = ? ORDER BY seq");
+        let rows = sqlx::query(AssertSqlSafe(sql)).bind(thread).fetch_all(&self.pool).await.map_err(err)?;
+        rows.iter().map(audit_from_row).collect::<Result<_, _>>().map_err(err)
+    }
+
+    async fn audit_head(&self, thread: &str) -> StoreResult<Option<AuditHead>> {
+        let row = sqlx::query("SELECT seq, head_mac FROM chat_audit_head WHERE thread_id = ?")
+            .bind(thread)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?;
+        row.map(|r| Ok(AuditHead { seq: r.try_get(0)?, head_mac: r.try_get(1)? })).transpose().map_err(err)
     }
 }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::audit::AuditLog;
 use crate::auth::TokenVerifier;
+use crate::plugins::registry::PluginRegistry;
 use crate::chat::ChatService;
 
 mod api;
@@ -21,6 +23,10 @@ pub use error::ApiError;
 pub struct HttpContext {
     /// The use cases.
     pub chat: Arc<ChatService>,
+    /// The loaded plugins.
+    pub plugins: Arc<PluginRegistry>,
+    /// The dispute audit trail.
+    pub audit: Arc<AuditLog>,
     /// Verifies admin JWTs used as bearer tokens.
     pub verifier: Arc<TokenVerifier>,
     /// The service bearer token.

@@ -1,0 +1,245 @@
+//! The plugins' link of the policy chain: access (all must allow), rate limit
+//! (strictest wins), message hooks (in order, rewrites passed on), each under
+//! the plugin's fail policy; and the events observer, off the hot path.
+
+use std::sync::Arc;
+use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::bindings::{self as wit, HookVerdict as WitHook, Verdict as WitVerdict};
+use super::loaded::LoadedPlugin;
+use super::manifest::FailPolicy;
+use super::metrics::Fault;
+use super::registry::PluginRegistry;
+use crate::auth::Role;
+use crate::chat::events::{ChatEvent, EventObserver};
+use crate::chat::policy::{Action, HookVerdict, Policy, RateLimit, Request, Verdict};
+
+/// Longest deny or reject reason accepted from a plugin, in bytes.
+pub const MAX_REASON: usize = 1024;
+/// Longest window a plugin may set.
+const MAX_WINDOW: Duration = Duration::from_secs(24 * 3600);
+/// The policy of a failing rate-limit plugin whose fail policy is `closed`.
+const CLOSED_RATE_LIMIT: RateLimit = RateLimit { limit: 1, window: Duration::from_secs(60) };
+/// Events waiting for the events plugins before new ones are dropped (and counted).
+const EVENT_QUEUE: usize = 4096;
+
+/// The plugins as one link of the policy chain.
+pub struct PluginPolicy {
+    registry: Arc<PluginRegistry>,
+    max_body_chars: usize,
+}
+
+impl PluginPolicy {
+    /// A link over the registry's current plugins; rewrites may not exceed `max_body_chars`.
+    pub fn new(registry: Arc<PluginRegistry>, max_body_chars: usize) -> Self {
+        Self { registry, max_body_chars }
+    }
+}
+
+fn to_wit(req: &Request<'_>) -> wit::Request {
+    wit::Request {
+        action: match req.action {
+            Action::Join => wit::Action::Join,
+            Action::Send => wit::Action::Send,
+            Action::Read => wit::Action::Read,
+            Action::Typing => wit::Action::Typing,
+            Action::History => wit::Action::History,
+        },
+        actor: wit::Actor {
+            user_id: req.actor.user_id.clone(),
+            role: match req.actor.role {
+                Role::Client => wit::Role::Client,
+                Role::Freelancer => wit::Role::Freelancer,
+                Role::Admin => wit::Role::Admin,
+            },
+        },
+        thread: wit::ThreadInfo {
+            id: req.thread.id.clone(),
+            participants: req.thread.participant_ids().map(str::to_owned).collect(),
+        },
+    }
+}
+
+fn reason(plugin: &LoadedPlugin, hook: &'static str, text: String) -> Result<String, Fault> {
+    if text.len() > MAX_REASON {
+        return Err(plugin.bad_result(hook, format!("a reason of {} bytes (limit {MAX_REASON})", text.len())));
+    }
+    Ok(text)
+}
+
+fn missing(hook: &str) -> wasmtime::Error {
+    wasmtime::format_err!("the instance lacks its {hook} export")
+}
+
+/// Applies the plugin's fail policy: `Some(closed answer)` or `None` to skip it.
+fn on_fault<T>(plugin: &LoadedPlugin, hook: &'static str, closed: impl FnOnce() -> T) -> Option<T> {
+    match plugin.manifest.fail {
+        FailPolicy::Closed => {
+            plugin.stats.fail_policy(hook, "closed");
+            Some(closed())
+        }
+        FailPolicy::Open => {
+            plugin.stats.fail_policy(hook, "open");
+            None
+        }
+    }
+}
+
+#[async_trait]
+impl Policy for PluginPolicy {
+    fn name(&self) -> &str {
+        "plugins"
+    }
+
+    async fn access(&self, req: &Request<'_>) -> Verdict {
+        let plugins = self.registry.snapshot();
+        let request = to_wit(req);
+        for plugin in plugins.iter().filter(|p| p.enabled() && p.hooks.access) {
+            let outcome = plugin
+                .call("access", |w| {
+                    let (guest, store) = w.access().ok_or_else(|| missing("access"))?;
+                    guest.call_check(store, &request)
+                })
+                .and_then(|v| match v {
+                    WitVerdict::Allow => Ok(None),
+                    WitVerdict::Deny(text) => reason(plugin, "access", text).map(Some),
+                });
+            match outcome {
+                Ok(None) => plugin.stats.verdict("access", "allow"),
+                Ok(Some(why)) => {
+                    plugin.stats.verdict("access", "deny");
+                    return Verdict::Deny(why);
+                }
+                Err(_) => {
+                    if let Some(deny) = on_fault(plugin, "access", || {
+                        Verdict::Deny(format!("the policy plugin {} failed; access is refused", plugin.name()))
+                    }) {
+                        return deny;
+                    }
+                }
+            }
+        }
+        Verdict::Allow
+    }
+
+    async fn rate_limit(&self, req: &Request<'_>) -> Option<RateLimit> {
+        let plugins = self.registry.snapshot();
+        let request = to_wit(req);
+        let mut strictest: Option<RateLimit> = None;
+        for plugin in plugins.iter().filter(|p| p.enabled() && p.hooks.rate_limit) {
+            let outcome = plugin
+                .call("rate-limit", |w| {
+                    let (guest, store) = w.rate_limit().ok_or_else(|| missing("rate-limit"))?;
+                    guest.call_policy(store, &request)
+                })
+                .and_then(|policy| match policy {
+                    None => Ok(None),
+                    Some(p) if p.limit >= 1 && (1..=MAX_WINDOW.as_millis() as u64).contains(&p.window_ms) => {
+                        Ok(Some(RateLimit { limit: p.limit, window: Duration::from_millis(p.window_ms) }))
+                    }
+                    Some(p) => Err(plugin.bad_result("rate-limit", format!("limit {} per {} ms", p.limit, p.window_ms))),
+                });
+            let limit = match outcome {
+                Ok(limit) => {
+                    plugin.stats.verdict("rate-limit", if limit.is_some() { "policy" } else { "none" });
+                    limit
+                }
+                Err(_) => on_fault(plugin, "rate-limit", || CLOSED_RATE_LIMIT),
+            };
+            if let Some(limit) = limit
+                && strictest.is_none_or(|s| limit.stricter_than(&s))
+            {
+                strictest = Some(limit);
+            }
+        }
+        strictest
+    }
+
+    async fn message_hook(&self, req: &Request<'_>, body: &str) -> HookVerdict {
+        let plugins = self.registry.snapshot();
+        let request = to_wit(req);
+        let mut current: Option<String> = None;
+        for plugin in plugins.iter().filter(|p| p.enabled() && p.hooks.message_hook) {
+            let text = current.as_deref().unwrap_or(body);
+            let outcome = plugin
+                .call("message-hook", |w| {
+                    let (guest, store) = w.message_hook().ok_or_else(|| missing("message-hook"))?;
+                    guest.call_on_message(store, &request, text)
+                })
+                .and_then(|v| match v {
+                    WitHook::Pass => Ok(HookVerdict::Pass),
+                    WitHook::Reject(why) => reason(plugin, "message-hook", why).map(HookVerdict::Reject),
+                    WitHook::Rewrite(new) => {
+                        let chars = new.trim().chars().count();
+                        if chars == 0 || chars > self.max_body_chars {
+                            Err(plugin.bad_result("message-hook", format!("a rewrite of {chars} characters")))
+                        } else {
+                            Ok(HookVerdict::Rewrite(new.trim().to_owned()))
+                        }
+                    }
+                });
+            match outcome {
+                Ok(HookVerdict::Pass) => plugin.stats.verdict("message-hook", "pass"),
+                Ok(HookVerdict::Rewrite(new)) => {
+                    plugin.stats.verdict("message-hook", "rewrite");
+                    current = Some(new);
+                }
+                Ok(HookVerdict::Reject(why)) => {
+                    plugin.stats.verdict("message-hook", "reject");
+                    return HookVerdict::Reject(why);
+                }
+                Err(_) => {
+                    if let Some(reject) = on_fault(plugin, "message-hook", || {
+                        HookVerdict::Reject(format!("the message could not be checked by {}; it was not sent", plugin.name()))
+                    }) {
+                        return reject;
+                    }
+                }
+            }
+        }
+        current.map_or(HookVerdict::Pass, HookVerdict::Rewrite)
+    }
+}
+
+/// Feeds events to the events plugins on a dedicated thread; a full queue
+/// drops (and counts) instead of blocking.
+pub struct PluginEvents {
+    tx: SyncSender<ChatEvent>,
+}
+
+impl PluginEvents {
+    /// Starts the worker thread over the registry's current plugins.
+    pub fn start(registry: Arc<PluginRegistry>) -> std::io::Result<Self> {
+        let (tx, rx) = sync_channel::<ChatEvent>(EVENT_QUEUE);
+        std::thread::Builder::new().name("plugin-events".into()).spawn(move || {
+            while let Ok(event) = rx.recv() {
+                let wit_event = wit::Event {
+                    kind: event.kind.to_owned(),
+                    user_id: event.user_id.clone(),
+                    thread_id: event.thread_id.clone(),
+                    message_id: event.message_id.map(|id| id.to_string()),
+                    subject_id: event.subject_id.clone(),
+                    at_ms: event.at_ms,
+                };
+                for plugin in registry.snapshot().iter().filter(|p| p.enabled() && p.hooks.events) {
+                    let _ = plugin.call("events", |w| {
+                        let (guest, store) = w.events().ok_or_else(|| missing("events"))?;
+                        guest.call_on_event(store, &wit_event)
+                    });
+                }
+            }
+        })?;
+        Ok(Self { tx })
+    }
+}
+
+impl EventObserver for PluginEvents {
+    fn observe(&self, event: &ChatEvent) {
+        if let Err(TrySendError::Full(_)) = self.tx.try_send(event.clone()) {
+            metrics::counter!("chat_plugin_events_dropped_total").increment(1);
+        }
+    }
+}

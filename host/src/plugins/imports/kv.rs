@@ -1,0 +1,52 @@
+//! `chat:plugin/kv`: the plugin's own key-value namespace in the state store, with quotas.
+
+use std::time::Duration;
+
+use crate::plugins::bindings::chat::plugin::kv;
+use crate::plugins::store_data::PluginState;
+
+/// Longest key, in bytes.
+pub const MAX_KEY: usize = 256;
+/// Longest value, in bytes.
+pub const MAX_VALUE: usize = 64 << 10;
+
+fn check_key(key: &str) -> Result<(), String> {
+    if key.is_empty() || key.len() > MAX_KEY {
+        return Err(format!("keys are 1-{MAX_KEY} bytes"));
+    }
+    Ok(())
+}
+
+impl kv::Host for PluginState {
+    fn get(&mut self, key: String) -> Option<String> {
+        check_key(&key).ok()?;
+        let env = self.env.clone();
+        env.block_on(env.state.kv_get(&env.name, &key))
+            .inspect_err(|e| tracing::warn!(plugin = %env.name, error = %e, "kv get failed"))
+            .ok()
+            .flatten()
+    }
+
+    fn set(&mut self, key: String, value: String, ttl_ms: Option<u64>) -> Result<(), String> {
+        check_key(&key)?;
+        if value.len() > MAX_VALUE {
+            return Err(format!("values are at most {MAX_VALUE} bytes"));
+        }
+        let env = self.env.clone();
+        env.block_on(env.state.kv_set(&env.name, &key, &value, ttl_ms.map(Duration::from_millis)))
+            .map_err(|e| e.to_string())
+    }
+
+    fn incr(&mut self, key: String, delta: i64, ttl_ms: Option<u64>) -> Result<i64, String> {
+        check_key(&key)?;
+        let env = self.env.clone();
+        env.block_on(env.state.kv_incr(&env.name, &key, delta, ttl_ms.map(Duration::from_millis)))
+            .map_err(|e| e.to_string())
+    }
+
+    fn delete(&mut self, key: String) -> Result<(), String> {
+        check_key(&key)?;
+        let env = self.env.clone();
+        env.block_on(env.state.kv_delete(&env.name, &key)).map(drop).map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,19 @@
+//! Host implementations of the imported interfaces, one file each, and the linker.
+
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::Engine;
+
+use super::bindings::Plugin;
+use super::store_data::PluginState;
+
+mod audit;
+mod host;
+mod kv;
+
+/// A linker with WASI p2 (sync) and the `chat:plugin` imports.
+pub fn linker(engine: &Engine) -> anyhow::Result<Linker<PluginState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    Plugin::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |state| state)?;
+    Ok(linker)
+}

@@ -1,0 +1,215 @@
+//! One loaded plugin version: its compiled component, the hooks it exports,
+//! warm instances reused across calls (a failed one is discarded), and the
+//! limits armed before every call.
+
+use std::sync::Mutex;
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmtime::component::{Instance, InstancePre};
+use wasmtime::{Store, StoreLimitsBuilder, Trap};
+
+use super::bindings::{access, events, message_hook, rate_limit};
+use super::engine::EPOCH_TICK;
+use super::manifest::Manifest;
+use super::metrics::{Fault, PluginStats};
+use super::store_data::{PluginEnv, PluginState};
+
+/// Warm instances kept per plugin (one per concurrently calling thread is enough).
+const MAX_WARM: usize = 8;
+
+/// Which hooks a component exports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Hooks {
+    /// `access`.
+    pub access: bool,
+    /// `rate-limit`.
+    pub rate_limit: bool,
+    /// `message-hook`.
+    pub message_hook: bool,
+    /// `events`.
+    pub events: bool,
+}
+
+impl Hooks {
+    /// The WIT names of the exported hooks.
+    pub fn names(&self) -> Vec<&'static str> {
+        [(self.access, "access"), (self.rate_limit, "rate-limit"), (self.message_hook, "message-hook"), (self.events, "events")]
+            .into_iter()
+            .filter_map(|(on, name)| on.then_some(name))
+            .collect()
+    }
+}
+
+/// Export lookups resolved once per component.
+struct Indices {
+    access: Option<access::GuestIndices>,
+    rate_limit: Option<rate_limit::GuestIndices>,
+    message_hook: Option<message_hook::GuestIndices>,
+    events: Option<events::GuestIndices>,
+}
+
+/// An instance ready to be called, with its hook functions resolved.
+pub struct Warm {
+    store: Store<PluginState>,
+    access: Option<access::Guest>,
+    rate_limit: Option<rate_limit::Guest>,
+    message_hook: Option<message_hook::Guest>,
+    events: Option<events::Guest>,
+}
+
+/// A plugin version that can be called.
+pub struct LoadedPlugin {
+    /// Its manifest (enabled flag aside).
+    pub manifest: Manifest,
+    /// SHA-256 of the component bytes.
+    pub sha256: String,
+    /// Hooks the component exports.
+    pub hooks: Hooks,
+    pre: InstancePre<PluginState>,
+    indices: Indices,
+    env: Arc<PluginEnv>,
+    warm: Mutex<Vec<Warm>>,
+    /// Counters for the admin API and `/metrics`.
+    pub stats: PluginStats,
+}
+
+impl LoadedPlugin {
+    /// Resolves the hooks of a prepared component and proves it instantiates.
+    pub fn new(manifest: Manifest, sha256: String, pre: InstancePre<PluginState>, env: Arc<PluginEnv>) -> anyhow::Result<Self> {
+        let indices = Indices {
+            access: access::GuestIndices::new(&pre).ok(),
+            rate_limit: rate_limit::GuestIndices::new(&pre).ok(),
+            message_hook: message_hook::GuestIndices::new(&pre).ok(),
+            events: events::GuestIndices::new(&pre).ok(),
+        };
+        let hooks = Hooks {
+            access: indices.access.is_some(),
+            rate_limit: indices.rate_limit.is_some(),
+            message_hook: indices.message_hook.is_some(),
+            events: indices.events.is_some(),
+        };
+        if hooks == Hooks::default() {
+            anyhow::bail!("the component exports no hook of chat:plugin@0.1.0 (access, rate-limit, message-hook, events)");
+        }
+        let plugin = Self {
+            stats: PluginStats::new(&manifest.name),
+            manifest,
+            sha256,
+            hooks,
+            pre,
+            indices,
+            env,
+            warm: Mutex::new(Vec::new()),
+        };
+        let first = plugin.instantiate()?;
+        plugin.warm.lock().unwrap_or_else(|e| e.into_inner()).push(first);
+        Ok(plugin)
+    }
+
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.manifest.name
+    }
+
+    /// Whether the plugin takes part in the chain.
+    pub fn enabled(&self) -> bool {
+        self.manifest.enabled
+    }
+
+    /// The same component with another manifest (config, limits, order...).
+    pub fn with_manifest(&self, manifest: Manifest, env: Arc<PluginEnv>) -> anyhow::Result<Self> {
+        Self::new(manifest, self.sha256.clone(), self.pre.clone(), env)
+    }
+
+    fn instantiate(&self) -> anyhow::Result<Warm> {
+        let limits = StoreLimitsBuilder::new()
+            .memory_size((self.manifest.limits.memory_mb as usize) << 20)
+            .trap_on_grow_failure(true)
+            .build();
+        let mut store = Store::new(self.pre.engine(), PluginState::new(self.env.clone(), limits));
+        store.limiter(|state| &mut state.limits);
+        store.epoch_deadline_trap();
+        self.arm(&mut store);
+        let instance: Instance = self.pre.instantiate(&mut store)?;
+        let i = &self.indices;
+        let access = i.access.as_ref().map(|i| i.load(&mut store, &instance)).transpose()?;
+        let rate_limit = i.rate_limit.as_ref().map(|i| i.load(&mut store, &instance)).transpose()?;
+        let message_hook = i.message_hook.as_ref().map(|i| i.load(&mut store, &instance)).transpose()?;
+        let events = i.events.as_ref().map(|i| i.load(&mut store, &instance)).transpose()?;
+        Ok(Warm { store, access, rate_limit, message_hook, events })
+    }
+
+    /// Arms the per-call limits: epoch deadline and fuel.
+    fn arm(&self, store: &mut Store<PluginState>) {
+        let ticks = self.manifest.limits.time_ms.div_ceil(EPOCH_TICK.as_millis() as u64).max(1);
+        store.set_epoch_deadline(ticks);
+        let fuel = match self.manifest.limits.fuel {
+            0 => u64::MAX,
+            fuel => fuel,
+        };
+        store.set_fuel(fuel).expect("fuel is enabled on the engine");
+    }
+
+    /// Runs one hook call on a warm instance under the plugin's limits. A failed
+    /// instance is dropped, never reused; the fault is counted.
+    pub fn call<R>(
+        &self,
+        hook: &'static str,
+        f: impl FnOnce(&mut Warm) -> wasmtime::Result<R>,
+    ) -> Result<R, Fault> {
+        let started = Instant::now();
+        let taken = self.warm.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut warm = match taken {
+            Some(warm) => warm,
+            None => self.instantiate().map_err(|e| self.stats.fault(hook, Fault::Instantiate(e.to_string())))?,
+        };
+        self.arm(&mut warm.store);
+        let result = f(&mut warm);
+        self.stats.call(hook, started.elapsed());
+        match result {
+            Ok(value) => {
+                let mut pool = self.warm.lock().unwrap_or_else(|e| e.into_inner());
+                if pool.len() < MAX_WARM {
+                    pool.push(warm);
+                }
+                Ok(value)
+            }
+            Err(e) => Err(self.stats.fault(hook, classify(&e))),
+        }
+    }
+
+    /// Reports a hook result that broke the contract (too large, malformed).
+    pub fn bad_result(&self, hook: &'static str, why: String) -> Fault {
+        self.stats.fault(hook, Fault::BadResult(why))
+    }
+}
+
+impl Warm {
+    /// The `access` export, if present.
+    pub fn access(&mut self) -> Option<(&access::Guest, &mut Store<PluginState>)> {
+        self.access.as_ref().map(|g| (g, &mut self.store))
+    }
+    /// The `rate-limit` export, if present.
+    pub fn rate_limit(&mut self) -> Option<(&rate_limit::Guest, &mut Store<PluginState>)> {
+        self.rate_limit.as_ref().map(|g| (g, &mut self.store))
+    }
+    /// The `message-hook` export, if present.
+    pub fn message_hook(&mut self) -> Option<(&message_hook::Guest, &mut Store<PluginState>)> {
+        self.message_hook.as_ref().map(|g| (g, &mut self.store))
+    }
+    /// The `events` export, if present.
+    pub fn events(&mut self) -> Option<(&events::Guest, &mut Store<PluginState>)> {
+        self.events.as_ref().map(|g| (g, &mut self.store))
+    }
+}
+
+fn classify(e: &wasmtime::Error) -> Fault {
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => Fault::Timeout,
+        Some(Trap::OutOfFuel) => Fault::Fuel,
+        Some(trap) => Fault::Trap(trap.to_string()),
+        None if format!("{e:#}").contains("growing memory") => Fault::Memory,
+        None => Fault::Trap(format!("{e:#}")),
+    }
+}

@@ -1,0 +1,155 @@
+//! The plugin manifest (`<name>.toml` beside `<name>.wasm`): identity, order,
+//! fail policy, limits and configuration.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// What happens to an event when the plugin fails (trap, timeout, memory cap, bad result).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailPolicy {
+    /// A failing plugin denies (access), rejects (message hook) or applies its strictest
+    /// known limit (rate limit: the host default).
+    Closed,
+    /// A failing plugin is skipped.
+    Open,
+}
+
+/// Per-call and per-instance limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Limits {
+    /// Wall-clock budget of one hook call, in milliseconds (epoch deadline).
+    #[serde(default = "Limits::default_time_ms")]
+    pub time_ms: u64,
+    /// Cap of the plugin's linear memory, in MiB.
+    #[serde(default = "Limits::default_memory_mb")]
+    pub memory_mb: u64,
+    /// Fuel (roughly, wasm instructions) per call; 0 means no fuel limit.
+    #[serde(default)]
+    pub fuel: u64,
+}
+
+impl Limits {
+    fn default_time_ms() -> u64 {
+        20
+    }
+    fn default_memory_mb() -> u64 {
+        16
+    }
+
+    /// The time budget of one call.
+    pub fn time(&self) -> Duration {
+        Duration::from_millis(self.time_ms)
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { time_ms: Self::default_time_ms(), memory_mb: Self::default_memory_mb(), fuel: 0 }
+    }
+}
+
+/// A plugin manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Manifest {
+    /// Unique name: 1-64 chars of `[a-z0-9-]`.
+    pub name: String,
+    /// The plugin's own version (shown by the admin API).
+    pub version: String,
+    /// What it does.
+    #[serde(default)]
+    pub description: String,
+    /// Position in the chain: lower runs first.
+    #[serde(default = "Manifest::default_order")]
+    pub order: i32,
+    /// `closed` (deny on failure) or `open` (skip on failure).
+    pub fail: FailPolicy,
+    /// Whether the plugin takes part in the chain.
+    #[serde(default = "Manifest::default_enabled")]
+    pub enabled: bool,
+    /// Per-call limits.
+    #[serde(default)]
+    pub limits: Limits,
+    /// String values the plugin reads with `host.config(key)`.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+}
+
+/// Largest time budget a manifest may ask for, in milliseconds.
+pub const MAX_TIME_MS: u64 = 1_000;
+/// Largest memory cap a manifest may ask for, in MiB.
+pub const MAX_MEMORY_MB: u64 = 256;
+
+impl Manifest {
+    fn default_order() -> i32 {
+        100
+    }
+    fn default_enabled() -> bool {
+        true
+    }
+
+    /// Parses and checks a manifest.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let manifest: Manifest = toml::from_str(text).map_err(|e| format!("invalid manifest: {e}"))?;
+        manifest.check()?;
+        Ok(manifest)
+    }
+
+    /// Checks names and limits.
+    pub fn check(&self) -> Result<(), String> {
+        let name_ok = (1..=64).contains(&self.name.len())
+            && self.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !name_ok {
+            return Err(format!("invalid plugin name {:?}: use 1-64 chars of a-z 0-9 -", self.name));
+        }
+        if !(1..=MAX_TIME_MS).contains(&self.limits.time_ms) {
+            return Err(format!("limits.time-ms must be 1-{MAX_TIME_MS}"));
+        }
+        if !(1..=MAX_MEMORY_MB).contains(&self.limits.memory_mb) {
+            return Err(format!("limits.memory-mb must be 1-{MAX_MEMORY_MB}"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_manifest_with_defaults() {
+        let m = Manifest::parse(
+            r#"
+            name = "contact-filter"
+            version = "0.1.0"
+            fail = "open"
+            [limits]
+            time-ms = 5
+            [config]
+            reject = "false"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(m.order, 100);
+        assert!(m.enabled);
+        assert_eq!(m.limits, Limits { time_ms: 5, memory_mb: 16, fuel: 0 });
+        assert_eq!(m.config["reject"], "false");
+    }
+
+    #[test]
+    fn refuses_unknown_fields_bad_names_and_limits() {
+        for bad in [
+            "name = \"x\"\nversion = \"1\"\nfail = \"open\"\nsurprise = 1",
+            "name = \"Bad Name\"\nversion = \"1\"\nfail = \"open\"",
+            "name = \"x\"\nversion = \"1\"\nfail = \"maybe\"",
+            "name = \"x\"\nversion = \"1\"\nfail = \"open\"\n[limits]\ntime-ms = 0",
+            "name = \"x\"\nversion = \"1\"\nfail = \"open\"\n[limits]\nmemory-mb = 100000",
+        ] {
+            assert!(Manifest::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Per-plugin counters: exported on `/metrics` and summarised by the admin API.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// Why a plugin call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// The call ran past its time limit (epoch deadline).
+    Timeout,
+    /// The call ran out of fuel.
+    Fuel,
+    /// The instance hit its memory cap.
+    Memory,
+    /// The guest trapped (panic, unreachable, bad memory access...).
+    Trap(String),
+    /// The result broke the contract (too large, malformed).
+    BadResult(String),
+    /// No instance could be created.
+    Instantiate(String),
+}
+
+impl Fault {
+    /// Metric label of the fault.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Fuel => "fuel",
+            Self::Memory => "memory",
+            Self::Trap(_) => "trap",
+            Self::BadResult(_) => "bad_result",
+            Self::Instantiate(_) => "instantiate",
+        }
+    }
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Timeout => f.write_str("time limit exceeded"),
+            Self::Fuel => f.write_str("fuel exhausted"),
+            Self::Memory => f.write_str("memory limit exceeded"),
+            Self::Trap(why) => write!(f, "trapped: {why}"),
+            Self::BadResult(why) => write!(f, "bad result: {why}"),
+            Self::Instantiate(why) => write!(f, "could not instantiate: {why}"),
+        }
+    }
+}
+
+/// Running totals of one plugin, as the admin API shows them.
+#[derive(Debug, Default, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatsSnapshot {
+    /// Hook calls made.
+    pub calls: u64,
+    /// Faults of any kind.
+    pub faults: u64,
+    /// Calls stopped by the time limit.
+    pub timeouts: u64,
+    /// Calls that trapped (incl. memory and fuel).
+    pub traps: u64,
+    /// Times the fail policy decided an event.
+    pub fail_policy_applied: u64,
+    /// Mean call time in microseconds.
+    pub mean_call_us: f64,
+    /// The last fault, if any.
+    pub last_fault: Option<String>,
+}
+
+/// Counters of one plugin.
+pub struct PluginStats {
+    name: String,
+    calls: AtomicU64,
+    call_nanos: AtomicU64,
+    faults: AtomicU64,
+    timeouts: AtomicU64,
+    traps: AtomicU64,
+    fail_policy: AtomicU64,
+    last_fault: Mutex<Option<String>>,
+}
+
+impl PluginStats {
+    /// Zeroed counters for `name`.
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            calls: AtomicU64::new(0),
+            call_nanos: AtomicU64::new(0),
+            faults: AtomicU64::new(0),
+            timeouts: AtomicU64::new(0),
+            traps: AtomicU64::new(0),
+            fail_policy: AtomicU64::new(0),
+            last_fault: Mutex::new(None),
+        }
+    }
+
+    /// Records one call and its duration.
+    pub fn call(&self, hook: &'static str, took: Duration) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.call_nanos.fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+        let plugin = self.name.clone();
+        metrics::counter!("chat_plugin_calls_total", "plugin" => plugin.clone(), "hook" => hook).increment(1);
+        metrics::histogram!("chat_plugin_call_seconds", "plugin" => plugin, "hook" => hook).record(took.as_secs_f64());
+    }
+
+    /// Records a verdict.
+    pub fn verdict(&self, hook: &'static str, verdict: &'static str) {
+        metrics::counter!("chat_plugin_verdicts_total", "plugin" => self.name.clone(), "hook" => hook, "verdict" => verdict)
+            .increment(1);
+    }
+
+    /// Records a fault, logs it and returns it.
+    pub fn fault(&self, hook: &'static str, fault: Fault) -> Fault {
+        self.faults.fetch_add(1, Ordering::Relaxed);
+        match fault {
+            Fault::Timeout => self.timeouts.fetch_add(1, Ordering::Relaxed),
+            Fault::Fuel | Fault::Memory | Fault::Trap(_) => self.traps.fetch_add(1, Ordering::Relaxed),
+            Fault::BadResult(_) | Fault::Instantiate(_) => 0,
+        };
+        tracing::warn!(plugin = %self.name, hook, fault = %fault, "plugin fault");
+        metrics::counter!("chat_plugin_faults_total", "plugin" => self.name.clone(), "hook" => hook, "fault" => fault.label())
+            .increment(1);
+        *self.last_fault.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{hook}: {fault}"));
+        fault
+    }
+
+    /// Records that the fail policy decided an event.
+    pub fn fail_policy(&self, hook: &'static str, policy: &'static str) {
+        self.fail_policy.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("chat_plugin_fail_policy_total", "plugin" => self.name.clone(), "hook" => hook, "policy" => policy)
+            .increment(1);
+    }
+
+    /// The totals so far.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let calls = self.calls.load(Ordering::Relaxed);
+        let nanos = self.call_nanos.load(Ordering::Relaxed);
+        StatsSnapshot {
+            calls,
+            faults: self.faults.load(Ordering::Relaxed),
+            timeouts: self.timeouts.load(Ordering::Relaxed),
+            traps: self.traps.load(Ordering::Relaxed),
+            fail_policy_applied: self.fail_policy.load(Ordering::Relaxed),
+            mean_call_us: if calls == 0 { 0.0 } else { nanos as f64 / calls as f64 / 1000.0 },
+            last_fault: self.last_fault.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! The WebAssembly plugin runtime.
+//!
+//! - [`bindings`]: all generated code of the `chat:plugin@0.1.0` WIT package.
+//! - [`engine`]: the wasmtime engine, epoch ticker, precompiled-artifact cache.
+//! - [`imports`]: host implementations of `host`, `kv`, `audit` (one file each).
+//! - [`store_data`]: per-instance store data (WASI without files/network/env).
+//! - [`manifest`]: `<name>.toml`: order, fail policy, limits, config.
+//! - [`loaded`]: one plugin version with warm instances and per-call limits.
+//! - [`registry`]: the current chain, swapped atomically on reload.
+//! - [`chain`]: the plugins' link of the policy chain and the events observer.
+//! - [`directory`]: loading and watching `CHAT_PLUGIN_DIR`.
+//! - [`metrics`]: per-plugin counters.
+
+pub mod bindings;
+pub mod chain;
+pub mod directory;
+pub mod engine;
+pub mod imports;
+pub mod loaded;
+pub mod manifest;
+pub mod metrics;
+pub mod registry;
+pub mod store_data;
