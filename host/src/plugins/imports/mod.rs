@@ -10,6 +10,8 @@ mod audit;
 mod host;
 mod kv;
 
+pub use kv::{MAX_KEY, MAX_VALUE};
+
 /// A linker with WASI p2 (sync) and the `chat:plugin` imports.
 pub fn linker(engine: &Engine) -> anyhow::Result<Linker<PluginState>> {
     let mut linker = Linker::new(engine);

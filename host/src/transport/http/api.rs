@@ -15,7 +15,7 @@ use crate::chat::model::{MessageView, UserProfile, rfc3339};
 /// JSON body extractor whose rejection is our `invalid_payload` error.
 #[derive(FromRequest)]
 #[from_request(via(Json), rejection(ApiError))]
-struct Body<T>(T);
+pub(super) struct Body<T>(pub T);
 
 /// `PUT /api/users/{id}` body.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -268,7 +268,11 @@ impl Modify for BearerAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "chat-host service API", description = "Users, threads and dispute history of chat-host."),
-    paths(upsert_user, create_thread, add_participant, thread_messages),
+    paths(upsert_user, create_thread, add_participant, thread_messages,
+        super::admin::list_plugins, super::admin::upload_plugin, super::admin::enable_plugin,
+        super::admin::disable_plugin, super::admin::configure_plugin, super::admin::remove_plugin,
+        super::admin::kv_get, super::admin::kv_put, super::admin::kv_delete,
+        super::admin::audit_trail, super::admin::audit_verify),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;

@@ -11,6 +11,7 @@ use crate::auth::TokenVerifier;
 use crate::plugins::registry::PluginRegistry;
 use crate::chat::ChatService;
 
+mod admin;
 mod api;
 mod auth;
 mod error;
@@ -37,5 +38,5 @@ pub struct HttpContext {
 
 /// Every HTTP route of the server.
 pub fn router(ctx: HttpContext) -> Router {
-    Router::new().merge(api::router()).merge(ops::router()).with_state(ctx)
+    Router::new().merge(api::router()).merge(admin::router()).merge(ops::router()).with_state(ctx)
 }
