@@ -9,17 +9,17 @@ use super::*;
 use crate::chat::model::{Message, UserProfile};
 use crate::testing::{mysql_url, unique};
 
-async fn backends() -> Vec<(&'static str, Arc<dyn ChatStore>)> {
+/// Each backend with its URL (for the tampering tests, which go behind the store's back).
+async fn backends() -> Vec<(&'static str, Arc<dyn ChatStore>, String)> {
     let dir = std::env::temp_dir().join(unique("chat-host-store"));
     std::fs::create_dir_all(&dir).unwrap();
-    let sqlite = SqlStore::connect(&format!("sqlite://{}?mode=rwc", dir.join("t.db").display()))
-        .await
-        .expect("sqlite store");
+    let sqlite_url = format!("sqlite://{}?mode=rwc", dir.join("t.db").display());
+    let sqlite = SqlStore::connect(&sqlite_url).await.expect("sqlite store");
     let url = mysql_url();
     let mysql = SqlStore::connect(&url)
         .await
         .unwrap_or_else(|e| panic!("MariaDB at {url} is required for these tests: {e:#}"));
-    vec![("sqlite", Arc::new(sqlite)), ("mysql", Arc::new(mysql))]
+    vec![("sqlite", Arc::new(sqlite), sqlite_url), ("mysql", Arc::new(mysql), url)]
 }
 
 /// Two users and a thread between them; returns (thread, alice, bob).
@@ -58,7 +58,7 @@ fn inserted(outcome: InsertMessage) -> Message {
 
 #[tokio::test]
 async fn threads_users_and_participants() {
-    for (name, s) in backends().await {
+    for (name, s, _) in backends().await {
         let (thread, alice, bob) = thread_of_two(&*s).await;
         let meta = s.thread_meta(&thread).await.unwrap().unwrap();
         assert_eq!(meta.title, "Logo", "{name}");
@@ -87,7 +87,7 @@ async fn threads_users_and_participants() {
 
 #[tokio::test]
 async fn messages_are_idempotent_per_sender_key() {
-    for (name, s) in backends().await {
+    for (name, s, _) in backends().await {
         let (thread, alice, bob) = thread_of_two(&*s).await;
         let first = inserted(send(&*s, &thread, &alice, &bob, "k1", "hello").await);
         match send(&*s, &thread, &alice, &bob, "k1", "hello").await {
@@ -104,7 +104,7 @@ async fn messages_are_idempotent_per_sender_key() {
 
 #[tokio::test]
 async fn concurrent_sends_with_one_key_store_one_row() {
-    for (name, s) in backends().await {
+    for (name, s, _) in backends().await {
         let (thread, alice, bob) = thread_of_two(&*s).await;
         let tasks: Vec<_> = (0..10)
             .map(|_| {
@@ -128,7 +128,7 @@ async fn concurrent_sends_with_one_key_store_one_row() {
 
 #[tokio::test]
 async fn history_pages_oldest_first() {
-    for (name, s) in backends().await {
+    for (name, s, _) in backends().await {
         let (thread, alice, bob) = thread_of_two(&*s).await;
         let mut ids = Vec::new();
         for i in 0..7 {
@@ -147,7 +147,7 @@ async fn history_pages_oldest_first() {
 
 #[tokio::test]
 async fn reads_never_move_backwards_and_set_receipts() {
-    for (name, s) in backends().await {
+    for (name, s, _) in backends().await {
         let (thread, alice, bob) = thread_of_two(&*s).await;
         let m1 = inserted(send(&*s, &thread, &alice, &bob, "a", "one").await).id;
         let m2 = inserted(send(&*s, &thread, &alice, &bob, "b", "two").await).id;
@@ -173,5 +173,97 @@ async fn reads_never_move_backwards_and_set_receipts() {
         assert_eq!((bob_receipt(2).read_at_ms, bob_receipt(2).delivered_at_ms), (None, Some(1_500)), "{name}");
         let alice_receipt = page.items[0].receipts.iter().find(|r| r.user_id == alice).unwrap();
         assert_eq!(alice_receipt.read_at_ms, Some(1_000), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn stored_plugins_roundtrip() {
+    for (name, s, _) in backends().await {
+        let plugin = StoredPlugin { name: unique("p").to_lowercase(), manifest: "name = 'x'".into(), wasm: vec![0, 97, 115, 109, 255] };
+        assert_eq!(s.plugin_get(&plugin.name).await.unwrap(), None, "{name}");
+        s.plugin_save(&plugin, 1).await.unwrap();
+        let mut newer = plugin.clone();
+        newer.wasm.push(7);
+        s.plugin_save(&newer, 2).await.unwrap();
+        assert_eq!(s.plugin_get(&plugin.name).await.unwrap(), Some(newer.clone()), "{name}");
+        assert!(s.plugin_list().await.unwrap().contains(&newer), "{name}");
+        assert!(s.plugin_delete(&plugin.name).await.unwrap(), "{name}");
+        assert!(!s.plugin_delete(&plugin.name).await.unwrap(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn audit_chain_detects_edits_and_needs_the_key() {
+    use crate::audit::{AuditLog, AuditRecord};
+    for (name, s, url) in backends().await {
+        let log = AuditLog::new(s.clone(), b"test key");
+        let thread = unique("t");
+        for i in 0..4 {
+            let record = AuditRecord {
+                thread_id: thread.clone(),
+                plugin: "dispute-audit".into(),
+                kind: "message_sent".into(),
+                actor_id: "alice".into(),
+                detail: format!("{{\"n\":{i}}}"),
+            };
+            assert_eq!(log.append(record).await.unwrap(), i + 1, "{name}");
+        }
+        assert!(log.verify(&thread).await.unwrap().valid, "{name}");
+        let wrong_key = AuditLog::new(s.clone(), b"other key");
+        assert!(!wrong_key.verify(&thread).await.unwrap().valid, "{name}: a recomputed chain needs the key");
+
+        // Tampering is done with plain SQL, as someone with database access would.
+        raw(&url, &format!("UPDATE chat_audit_entry SET detail = 'edited' WHERE thread_id = '{thread}' AND seq = 2")).await;
+        let v = log.verify(&thread).await.unwrap();
+        assert!(!v.valid && v.problem.unwrap().contains("entry 2"), "{name}: edit");
+    }
+}
+
+#[tokio::test]
+async fn audit_chain_detects_deletion_and_truncation() {
+    use crate::audit::{AuditLog, AuditRecord};
+    for (name, s, url) in backends().await {
+        let log = AuditLog::new(s.clone(), b"k");
+        let (middle, tail) = (unique("t"), unique("t"));
+        for thread in [&middle, &tail] {
+            for i in 0..3 {
+                let record = AuditRecord { thread_id: thread.clone(), plugin: "a".into(), kind: "k".into(), actor_id: "u".into(), detail: i.to_string() };
+                log.append(record).await.unwrap();
+            }
+        }
+        raw(&url, &format!("DELETE FROM chat_audit_entry WHERE thread_id = '{middle}' AND seq = 2")).await;
+        assert!(!log.verify(&middle).await.unwrap().valid, "{name}: deleted middle entry");
+        raw(&url, &format!("DELETE FROM chat_audit_entry WHERE thread_id = '{tail}' AND seq = 3")).await;
+        let v = log.verify(&tail).await.unwrap();
+        assert!(!v.valid && v.problem.unwrap().contains("truncated"), "{name}: truncated tail");
+    }
+}
+
+/// Runs a statement behind the store's back (tampering tests).
+async fn raw(url: &str, sql: &str) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).execute(&pool).await.unwrap();
+}
+
+#[tokio::test]
+async fn audit_chain_detects_reordering() {
+    use crate::audit::{AuditLog, AuditRecord};
+    for (name, s, url) in backends().await {
+        let log = AuditLog::new(s.clone(), b"k");
+        let thread = unique("t");
+        for i in 0..3 {
+            let record = AuditRecord { thread_id: thread.clone(), plugin: "a".into(), kind: "k".into(), actor_id: "u".into(), detail: i.to_string() };
+            log.append(record).await.unwrap();
+        }
+        // Swap the positions of entries 1 and 2 (seq 1 -> 99 -> 2, 2 -> 1).
+        for q in [
+            format!("UPDATE chat_audit_entry SET seq = 99 WHERE thread_id = '{thread}' AND seq = 1"),
+            format!("UPDATE chat_audit_entry SET seq = 1 WHERE thread_id = '{thread}' AND seq = 2"),
+            format!("UPDATE chat_audit_entry SET seq = 2 WHERE thread_id = '{thread}' AND seq = 99"),
+        ] {
+            raw(&url, &q).await;
+        }
+        assert!(!log.verify(&thread).await.unwrap().valid, "{name}: reordered");
     }
 }

@@ -66,4 +66,18 @@ impl Dialect {
             }
         }
     }
+
+    /// Insert-or-replace of a stored plugin.
+    pub fn upsert_plugin(self) -> &'static str {
+        match self {
+            Self::MySql => {
+                "INSERT INTO chat_plugin (name, manifest, wasm, updated_at) VALUES (?, ?, ?, ?) \
+                 ON DUPLICATE KEY UPDATE manifest = VALUES(manifest), wasm = VALUES(wasm), updated_at = VALUES(updated_at)"
+            }
+            Self::Sqlite => {
+                "INSERT INTO chat_plugin (name, manifest, wasm, updated_at) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (name) DO UPDATE SET manifest = excluded.manifest, wasm = excluded.wasm, updated_at = excluded.updated_at"
+            }
+        }
+    }
 }

@@ -167,6 +167,17 @@ pub struct AuditHead {
     pub head_mac: String,
 }
 
+/// A plugin stored by the admin API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPlugin {
+    /// Plugin name.
+    pub name: String,
+    /// Manifest TOML.
+    pub manifest: String,
+    /// Component bytes.
+    pub wasm: Vec<u8>,
+}
+
 /// The durable chat store.
 #[async_trait]
 pub trait ChatStore: Send + Sync + 'static {
@@ -212,4 +223,13 @@ pub trait ChatStore: Send + Sync + 'static {
     async fn audit_entries(&self, thread: &str) -> StoreResult<Vec<AuditEntry>>;
     /// The sealed head of a thread's chain.
     async fn audit_head(&self, thread: &str) -> StoreResult<Option<AuditHead>>;
+
+    /// Stores (or replaces) a plugin.
+    async fn plugin_save(&self, plugin: &StoredPlugin, now: Millis) -> StoreResult<()>;
+    /// Deletes a stored plugin; true if it existed.
+    async fn plugin_delete(&self, name: &str) -> StoreResult<bool>;
+    /// One stored plugin.
+    async fn plugin_get(&self, name: &str) -> StoreResult<Option<StoredPlugin>>;
+    /// Every stored plugin.
+    async fn plugin_list(&self) -> StoreResult<Vec<StoredPlugin>>;
 }

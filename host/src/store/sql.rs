@@ -10,7 +10,7 @@ use sqlx::{AnyPool, AssertSqlSafe, Executor, Row};
 
 use super::dialect::Dialect;
 use super::{
-    AddParticipant, AuditEntry, AuditHead, ChatStore, CreateThread, InsertMessage, MarkRead, MessageWithReceipts,
+    AddParticipant, AuditEntry, AuditHead, ChatStore, StoredPlugin, CreateThread, InsertMessage, MarkRead, MessageWithReceipts,
     NewMessage, NewReceipt, NewThread, StoreError, StoreResult, ThreadActivity,
 };
 use crate::chat::model::{Message, MessageId, Millis, Page, ParticipantProfile, Receipt, ThreadMeta, UserProfile};
@@ -46,6 +46,17 @@ fn err(e: sqlx::Error) -> StoreError {
         StoreError::Unavailable(e.into())
     } else {
         StoreError::Other(e.into())
+    }
+}
+
+fn is_concurrent_migration(e: &sqlx::migrate::MigrateError) -> bool {
+    use sqlx::migrate::MigrateError;
+    match e {
+        MigrateError::Dirty(_) => true,
+        MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _) => {
+            is_unique_violation(e) || e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "1050")
+        }
+        _ => false,
     }
 }
 
@@ -118,7 +129,19 @@ impl SqlStore {
             Dialect::MySql => &MYSQL_MIGRATIONS,
             Dialect::Sqlite => &SQLITE_MIGRATIONS,
         };
-        migrator.run(&self.pool).await.context("applying migrations")
+        // Instances starting together race for the same migration (MariaDB ignores
+        // sqlx's infinite GET_LOCK timeout): the loser waits for the winner and retries.
+        let mut attempt = 0;
+        loop {
+            match migrator.run(&self.pool).await {
+                Ok(()) => return Ok(()),
+                Err(e) if attempt < 40 && is_concurrent_migration(&e) => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(e) => return Err(e).context("applying migrations"),
+            }
+        }
     }
 
     /// Which database this is.
@@ -575,5 +598,44 @@ impl ChatStore for SqlStore {
             .await
             .map_err(err)?;
         row.map(|r| Ok(AuditHead { seq: r.try_get(0)?, head_mac: r.try_get(1)? })).transpose().map_err(err)
+    }
+
+    async fn plugin_save(&self, plugin: &StoredPlugin, now: Millis) -> StoreResult<()> {
+        sqlx::query(self.dialect.upsert_plugin())
+            .bind(&plugin.name)
+            .bind(&plugin.manifest)
+            .bind(plugin.wasm.clone())
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(err)
+    }
+
+    async fn plugin_delete(&self, name: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM chat_plugin WHERE name = ?").bind(name).execute(&self.pool).await.map_err(err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn plugin_get(&self, name: &str) -> StoreResult<Option<StoredPlugin>> {
+        let row = sqlx::query("SELECT name, manifest, wasm FROM chat_plugin WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?;
+        row.map(|r| Ok(StoredPlugin { name: r.try_get(0)?, manifest: r.try_get(1)?, wasm: r.try_get(2)? }))
+            .transpose()
+            .map_err(err)
+    }
+
+    async fn plugin_list(&self) -> StoreResult<Vec<StoredPlugin>> {
+        let rows = sqlx::query("SELECT name, manifest, wasm FROM chat_plugin ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        rows.iter()
+            .map(|r| Ok(StoredPlugin { name: r.try_get(0)?, manifest: r.try_get(1)?, wasm: r.try_get(2)? }))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(err)
     }
 }
