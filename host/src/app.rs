@@ -24,6 +24,7 @@ use crate::chat::{ChatService, Limits};
 use crate::plugins::chain::{PluginEvents, PluginPolicy};
 use crate::plugins::directory;
 use crate::plugins::registry::{PluginRegistry, Services};
+use crate::plugins::sync::PluginSync;
 use crate::config::{Config, Secrets};
 use crate::state::StateStore;
 use crate::state::memory::MemoryState;
@@ -100,6 +101,7 @@ struct Server<'a> {
 struct Wired {
     chat: Arc<ChatService>,
     plugins: Arc<PluginRegistry>,
+    plugin_sync: Arc<PluginSync>,
     audit: Arc<AuditLog>,
     verifier: Arc<TokenVerifier>,
     tasks: TaskTracker,
@@ -131,15 +133,17 @@ impl Server<'_> {
         };
         let policy = PolicyChain::builtin(limits).with(Arc::new(PluginPolicy::new(plugins.clone(), limits.max_body_chars)));
         let fanout = Arc::new(SocketFanout::new(io.clone()));
+        let plugin_sync = Arc::new(PluginSync::new(plugins.clone(), store.clone(), state.clone()));
         let chat = Arc::new(ChatService::new(store, state, fanout, events, policy, limits));
         let verifier = Arc::new(TokenVerifier::new(&self.secrets.jwt_secret));
-        Ok((io, layer, Wired { chat, plugins, audit, verifier, tasks: TaskTracker::new(), event_writer }))
+        Ok((io, layer, Wired { chat, plugins, plugin_sync, audit, verifier, tasks: TaskTracker::new(), event_writer }))
     }
 
     async fn serve<A: Adapter>(self, io: SocketIo<A>, layer: SocketIoLayer<A>, wired: Wired, describe: &str) -> anyhow::Result<()> {
         let ctx = HttpContext {
             chat: wired.chat.clone(),
             plugins: wired.plugins.clone(),
+            plugin_sync: wired.plugin_sync.clone(),
             audit: wired.audit.clone(),
             verifier: wired.verifier.clone(),
             service_token: self.secrets.service_token.as_str().into(),
@@ -148,14 +152,17 @@ impl Server<'_> {
         let router = http::router(ctx).layer(layer);
         let stop = CancellationToken::new();
         let plugin_dir = self.config.plugin_dir();
-        let plugins = match &plugin_dir {
+        let mut plugins = match &plugin_dir {
             Some(dir) => {
                 let loaded = directory::load_all(&wired.plugins, dir);
                 directory::watch(wired.plugins.clone(), dir.clone(), stop.clone())?;
-                format!("{} from {} ({})", loaded.len(), dir.display(), loaded.join(", "))
+                format!("{} from {} [{}]", loaded.len(), dir.display(), loaded.join(", "))
             }
-            None => "none (no CHAT_PLUGIN_DIR)".to_owned(),
+            None => "none from a directory (no CHAT_PLUGIN_DIR)".to_owned(),
         };
+        let stored = wired.plugin_sync.load_stored().await;
+        plugins.push_str(&format!(", {} stored [{}]", stored.len(), stored.join(", ")));
+        wired.plugin_sync.clone().listen(stop.clone());
         let refresher = tokio::spawn(wired.chat.clone().refresh_presence(stop.clone()));
         let server = tokio::spawn({
             let stop = stop.clone();

@@ -64,6 +64,8 @@ pub struct LoadedPlugin {
     pub manifest: Manifest,
     /// SHA-256 of the component bytes.
     pub sha256: String,
+    /// The component bytes (stored when an admin changes the plugin).
+    pub wasm: Arc<[u8]>,
     /// Hooks the component exports.
     pub hooks: Hooks,
     pre: InstancePre<PluginState>,
@@ -76,7 +78,13 @@ pub struct LoadedPlugin {
 
 impl LoadedPlugin {
     /// Resolves the hooks of a prepared component and proves it instantiates.
-    pub fn new(manifest: Manifest, sha256: String, pre: InstancePre<PluginState>, env: Arc<PluginEnv>) -> anyhow::Result<Self> {
+    pub fn new(
+        manifest: Manifest,
+        wasm: Arc<[u8]>,
+        sha256: String,
+        pre: InstancePre<PluginState>,
+        env: Arc<PluginEnv>,
+    ) -> anyhow::Result<Self> {
         let indices = Indices {
             access: access::GuestIndices::new(&pre).ok(),
             rate_limit: rate_limit::GuestIndices::new(&pre).ok(),
@@ -95,6 +103,7 @@ impl LoadedPlugin {
         let plugin = Self {
             stats: PluginStats::new(&manifest.name),
             manifest,
+            wasm,
             sha256,
             hooks,
             pre,
@@ -119,7 +128,7 @@ impl LoadedPlugin {
 
     /// The same component with another manifest (config, limits, order...).
     pub fn with_manifest(&self, manifest: Manifest, env: Arc<PluginEnv>) -> anyhow::Result<Self> {
-        Self::new(manifest, self.sha256.clone(), self.pre.clone(), env)
+        Self::new(manifest, self.wasm.clone(), self.sha256.clone(), self.pre.clone(), env)
     }
 
     fn instantiate(&self) -> anyhow::Result<Warm> {

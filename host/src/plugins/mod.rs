@@ -10,6 +10,7 @@
 //! - [`chain`]: the plugins' link of the policy chain and the events observer.
 //! - [`directory`]: loading and watching `CHAT_PLUGIN_DIR`.
 //! - [`metrics`]: per-plugin counters.
+//! - [`sync`]: admin changes stored in the database and announced to every instance.
 
 pub mod bindings;
 pub mod chain;
@@ -21,3 +22,4 @@ pub mod manifest;
 pub mod metrics;
 pub mod registry;
 pub mod store_data;
+pub mod sync;

@@ -80,7 +80,7 @@ impl PluginRegistry {
         })?;
         let name = manifest.name.clone();
         let env = self.env(&manifest);
-        LoadedPlugin::new(manifest, sha256, pre, env).map_err(|e| format!("plugin {name} was refused: {e:#}"))
+        LoadedPlugin::new(manifest, wasm.into(), sha256, pre, env).map_err(|e| format!("plugin {name} was refused: {e:#}"))
     }
 
     /// Installs a plugin, replacing the one of the same name.

@@ -50,6 +50,8 @@ struct Inner {
 #[derive(Default)]
 pub struct MemoryState {
     inner: Mutex<Inner>,
+    /// Listeners of plugin changes (one process: only this instance's own).
+    plugin_listeners: Mutex<Vec<tokio::sync::mpsc::UnboundedSender<String>>>,
 }
 
 impl MemoryState {
@@ -249,6 +251,18 @@ impl StateStore for MemoryState {
             s.kv.insert((plugin.to_owned(), key.to_owned()), (next.to_string(), expires));
             Ok(next)
         })
+    }
+
+    async fn publish_plugin_change(&self, message: &str) -> StateResult<()> {
+        let mut listeners = self.plugin_listeners.lock().unwrap_or_else(|e| e.into_inner());
+        listeners.retain(|l| l.send(message.to_owned()).is_ok());
+        Ok(())
+    }
+
+    fn plugin_changes(&self) -> tokio::sync::mpsc::UnboundedReceiver<String> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.plugin_listeners.lock().unwrap_or_else(|e| e.into_inner()).push(tx);
+        rx
     }
 
     async fn kv_delete(&self, plugin: &str, key: &str) -> StateResult<bool> {

@@ -115,4 +115,9 @@ pub trait StateStore: Send + Sync + 'static {
     async fn kv_incr(&self, plugin: &str, key: &str, delta: i64, ttl: Option<Duration>) -> StateResult<i64>;
     /// Deletes a plugin's key; true if it existed.
     async fn kv_delete(&self, plugin: &str, key: &str) -> StateResult<bool>;
+
+    /// Announces a plugin change to every instance of the cluster.
+    async fn publish_plugin_change(&self, message: &str) -> StateResult<()>;
+    /// Announcements of every instance (this one included), from now on.
+    fn plugin_changes(&self) -> tokio::sync::mpsc::UnboundedReceiver<String>;
 }

@@ -14,6 +14,8 @@ use super::{
     StateError, StateResult, StateStore, StreamEntry,
 };
 
+/// Pub/sub channel of plugin changes.
+pub const PLUGIN_CHANNEL: &str = "chat:plugins:changed";
 /// The analytics stream key.
 pub const EVENTS_KEY: &str = "chat:logs:events";
 /// Longest wait for one Redis answer before the action fails as `unavailable`.
@@ -95,6 +97,7 @@ return n";
 /// [`StateStore`] on Redis, shared by every instance of the cluster.
 #[derive(Clone)]
 pub struct RedisState {
+    client: redis::Client,
     conn: ConnectionManager,
     presence_disconnect: Script,
     presence_refresh: Script,
@@ -126,6 +129,7 @@ impl RedisState {
             .set_max_delay(Duration::from_secs(1));
         let conn = client.get_connection_manager_with_config(config).await?;
         Ok(Self {
+            client,
             conn,
             presence_disconnect: Script::new(PRESENCE_DISCONNECT),
             presence_refresh: Script::new(PRESENCE_REFRESH),
@@ -318,6 +322,39 @@ impl StateStore for RedisState {
             .invoke_async(&mut self.conn())
             .await
             .map_err(err)
+    }
+
+    async fn publish_plugin_change(&self, message: &str) -> StateResult<()> {
+        self.conn().publish::<_, _, i64>(PLUGIN_CHANNEL, message).await.map(drop).map_err(err)
+    }
+
+    fn plugin_changes(&self) -> tokio::sync::mpsc::UnboundedReceiver<String> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            use futures_util::StreamExt;
+            // Re-subscribes after a lost connection until nobody listens any more.
+            while !tx.is_closed() {
+                match client.get_async_pubsub().await {
+                    Ok(mut pubsub) => match pubsub.subscribe(PLUGIN_CHANNEL).await {
+                        Ok(()) => {
+                            let mut messages = pubsub.on_message();
+                            while let Some(msg) = messages.next().await {
+                                if let Ok(text) = msg.get_payload::<String>()
+                                    && tx.send(text).is_err()
+                                {
+                                    return;
+                                }
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "plugin channel subscription failed"),
+                    },
+                    Err(e) => tracing::warn!(error = %e, "plugin channel unavailable"),
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        rx
     }
 
     async fn kv_delete(&self, plugin: &str, key: &str) -> StateResult<bool> {

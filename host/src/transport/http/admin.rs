@@ -173,6 +173,7 @@ pub(super) async fn upload_plugin(
         .map_err(|e| refused(format!("wasmBase64 is not base64: {e}")))?;
     let registry = ctx.plugins.clone();
     let plugin = blocking(move || registry.load(&wasm, manifest)).await?.map_err(refused)?;
+    ctx.plugin_sync.saved(&plugin).await?;
     publish(&ctx, "plugin_uploaded", &actor, &name);
     Ok(Json(PluginView::from(&*plugin)))
 }
@@ -186,7 +187,9 @@ async fn change(
     let mut manifest = current.manifest.clone();
     edit(&mut manifest);
     let registry = ctx.plugins.clone();
-    blocking(move || registry.reconfigure(manifest)).await?.map_err(refused)
+    let plugin = blocking(move || registry.reconfigure(manifest)).await?.map_err(refused)?;
+    ctx.plugin_sync.saved(&plugin).await?;
+    Ok(plugin)
 }
 
 /// Switches a plugin on.
@@ -241,6 +244,7 @@ pub(super) async fn remove_plugin(
     if !ctx.plugins.remove(&name) {
         return Err(not_found(&name));
     }
+    ctx.plugin_sync.removed(&name).await?;
     publish(&ctx, "plugin_removed", &actor, &name);
     Ok(StatusCode::NO_CONTENT)
 }

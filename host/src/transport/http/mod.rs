@@ -9,6 +9,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::audit::AuditLog;
 use crate::auth::TokenVerifier;
 use crate::plugins::registry::PluginRegistry;
+use crate::plugins::sync::PluginSync;
 use crate::chat::ChatService;
 
 mod admin;
@@ -26,6 +27,8 @@ pub struct HttpContext {
     pub chat: Arc<ChatService>,
     /// The loaded plugins.
     pub plugins: Arc<PluginRegistry>,
+    /// Stores admin changes of plugins and announces them to every instance.
+    pub plugin_sync: Arc<PluginSync>,
     /// The dispute audit trail.
     pub audit: Arc<AuditLog>,
     /// Verifies admin JWTs used as bearer tokens.

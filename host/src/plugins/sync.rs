@@ -1,0 +1,108 @@
+//! Plugins changed through the admin API are stored in the database and announced
+//! on the state store's pub/sub, so every instance (and the next start) runs the
+//! same versions.
+
+use std::sync::Arc;
+
+use rand::distr::{Alphanumeric, SampleString};
+use tokio_util::sync::CancellationToken;
+
+use super::loaded::LoadedPlugin;
+use super::manifest::Manifest;
+use super::registry::PluginRegistry;
+use crate::chat::model::now_ms;
+use crate::error::ChatError;
+use crate::state::StateStore;
+use crate::store::{ChatStore, StoredPlugin};
+
+/// Keeps the registries of all instances in step.
+pub struct PluginSync {
+    registry: Arc<PluginRegistry>,
+    store: Arc<dyn ChatStore>,
+    state: Arc<dyn StateStore>,
+    /// Tags this instance's announcements, so it skips its own.
+    instance: String,
+}
+
+impl PluginSync {
+    /// Sync for `registry` over these backends.
+    pub fn new(registry: Arc<PluginRegistry>, store: Arc<dyn ChatStore>, state: Arc<dyn StateStore>) -> Self {
+        let instance = Alphanumeric.sample_string(&mut rand::rng(), 12);
+        Self { registry, store, state, instance }
+    }
+
+    /// Loads every stored plugin (after the directory's, so admin changes win).
+    pub async fn load_stored(&self) -> Vec<String> {
+        let stored = match self.store.plugin_list().await {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::error!(error = %e, "stored plugins not loaded");
+                return Vec::new();
+            }
+        };
+        let mut loaded = Vec::new();
+        for plugin in stored {
+            let name = plugin.name.clone();
+            match self.install(plugin).await {
+                Ok(()) => loaded.push(name),
+                Err(e) => tracing::error!(plugin = %name, error = %e, "stored plugin refused"),
+            }
+        }
+        loaded
+    }
+
+    async fn install(&self, plugin: StoredPlugin) -> Result<(), String> {
+        let manifest = Manifest::parse(&plugin.manifest)?;
+        let registry = self.registry.clone();
+        tokio::task::spawn_blocking(move || registry.load(&plugin.wasm, manifest).map(drop))
+            .await
+            .map_err(|e| e.to_string())?
+    }
+
+    /// Stores the plugin as loaded now and tells the other instances.
+    pub async fn saved(&self, plugin: &LoadedPlugin) -> Result<(), ChatError> {
+        let manifest = toml::to_string(&plugin.manifest).map_err(|e| ChatError::Internal(e.into()))?;
+        let stored = StoredPlugin { name: plugin.manifest.name.clone(), manifest, wasm: plugin.wasm.to_vec() };
+        self.store.plugin_save(&stored, now_ms()).await?;
+        self.announce(&stored.name).await
+    }
+
+    /// Forgets a stored plugin and tells the other instances.
+    pub async fn removed(&self, name: &str) -> Result<(), ChatError> {
+        self.store.plugin_delete(name).await?;
+        self.announce(name).await
+    }
+
+    async fn announce(&self, name: &str) -> Result<(), ChatError> {
+        Ok(self.state.publish_plugin_change(&format!("{} {name}", self.instance)).await?)
+    }
+
+    /// Applies the other instances' announcements until `stop`.
+    pub fn listen(self: Arc<Self>, stop: CancellationToken) {
+        let mut changes = self.state.plugin_changes();
+        tokio::spawn(async move {
+            loop {
+                let message = tokio::select! {
+                    m = changes.recv() => match m { Some(m) => m, None => return },
+                    () = stop.cancelled() => return,
+                };
+                let Some((from, name)) = message.split_once(' ') else { continue };
+                if from == self.instance {
+                    continue;
+                }
+                let outcome = match self.store.plugin_get(name).await {
+                    Ok(Some(plugin)) => self.install(plugin).await,
+                    Ok(None) => {
+                        self.registry.remove(name);
+                        Ok(())
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
+                match outcome {
+                    Ok(()) => tracing::info!(plugin = name, "plugin change applied from another instance"),
+                    Err(e) => tracing::error!(plugin = name, error = %e, "plugin change from another instance refused"),
+                }
+            }
+        });
+    }
+}
