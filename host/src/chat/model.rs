@@ -89,6 +89,8 @@ pub struct Message {
     pub client_message_id: String,
     /// When it was stored.
     pub created_at_ms: Millis,
+    /// SHA-256 of the thread and trimmed body the sender asked for (idempotent retries).
+    pub request_hash: Option<String>,
 }
 
 /// The wire form of a [`Message`].

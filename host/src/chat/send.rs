@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use super::events::ChatEvent;
 use super::fanout::{thread_room, user_room};
@@ -37,9 +38,19 @@ fn ceil_millis(d: Duration) -> u64 {
     d.as_micros().div_ceil(1000).try_into().unwrap_or(u64::MAX)
 }
 
-/// A repeated `clientMessageId` returns the stored message only for the same thread and body.
-fn replay(existing: Message, thread: &str, body: &str) -> Result<Sent, ChatError> {
-    if existing.thread_id == thread && existing.body == body {
+/// SHA-256 of what the sender asked for: the thread and the trimmed body.
+fn request_hash(thread: &str, body: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(thread.as_bytes());
+    hasher.update([0]);
+    hasher.update(body.as_bytes());
+    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A repeated `clientMessageId` returns the stored message only for the same thread
+/// and body as first asked (message hooks may have rewritten the stored body).
+fn replay(existing: Message, hash: &str) -> Result<Sent, ChatError> {
+    if existing.request_hash.as_deref() == Some(hash) {
         Ok(Sent { message: MessageView::from(&existing) })
     } else {
         Err(ChatError::invalid("clientMessageId was already used for another message"))
@@ -53,12 +64,13 @@ impl ChatService {
         validate::id("threadId", &p.thread_id)?;
         validate::client_message_id(&p.client_message_id)?;
         let body = validate::body(&p.body, self.limits.max_body_chars)?;
+        let hash = request_hash(&p.thread_id, &body);
         let thread = self.threads.require(&p.thread_id).await?;
         let req = Request { action: Action::Send, actor, thread: &thread };
         self.policy.check_access(&req).await?;
 
         if let Some(existing) = self.store.message_by_client_id(&actor.user_id, &p.client_message_id).await? {
-            return replay(existing, &thread.id, &body);
+            return replay(existing, &hash);
         }
         let limit = self.policy.rate_limit(&req).await;
         if let RateDecision::Limited { retry_after } =
@@ -92,11 +104,12 @@ impl ChatService {
             body: body.clone(),
             client_message_id: p.client_message_id,
             created_at_ms: now_ms(),
+            request_hash: hash.clone(),
         };
         let message = match self.store.insert_message(&new, &receipts).await? {
             InsertMessage::Inserted(message) => message,
             // A concurrent send with the same key won the race.
-            InsertMessage::Existing(existing) => return replay(existing, &thread.id, &body),
+            InsertMessage::Existing(existing) => return replay(existing, &hash),
         };
         let view = MessageView::from(&message);
 

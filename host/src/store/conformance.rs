@@ -41,6 +41,7 @@ async fn send(s: &dyn ChatStore, thread: &str, from: &str, to: &str, key: &str, 
         body: body.into(),
         client_message_id: key.into(),
         created_at_ms: 1_000,
+        request_hash: format!("{thread}|{body}"),
     };
     let receipts = [
         NewReceipt { user_id: from.into(), delivered: true, read: true },

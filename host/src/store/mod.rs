@@ -79,6 +79,8 @@ pub struct NewMessage {
     pub client_message_id: String,
     /// Time of storing.
     pub created_at_ms: Millis,
+    /// SHA-256 of the request (thread and trimmed body before hooks).
+    pub request_hash: String,
 }
 
 /// The receipt row to write for one participant with a new message.

@@ -17,7 +17,7 @@ use crate::chat::model::{Message, MessageId, Millis, Page, ParticipantProfile, R
 
 /// Longest wait for a pooled connection before a call fails as `unavailable`.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
-const MESSAGE_COLUMNS: &str = "id, thread_id, sender_id, body, client_message_id, created_at";
+const MESSAGE_COLUMNS: &str = "id, thread_id, sender_id, body, client_message_id, created_at, request_hash";
 const AUDIT_COLUMNS: &str = "seq, thread_id, plugin, kind, actor_id, detail, created_at, prev_mac, mac";
 
 static MYSQL_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/mysql");
@@ -76,6 +76,7 @@ fn message_from_row(row: &AnyRow) -> Result<Message, sqlx::Error> {
         body: row.try_get("body")?,
         client_message_id: row.try_get("client_message_id")?,
         created_at_ms: row.try_get("created_at")?,
+        request_hash: row.try_get("request_hash")?,
     })
 }
 
@@ -332,13 +333,15 @@ impl ChatStore for SqlStore {
     async fn insert_message(&self, m: &NewMessage, receipts: &[NewReceipt]) -> StoreResult<InsertMessage> {
         let mut tx = self.pool.begin().await.map_err(err)?;
         let inserted = sqlx::query(
-            "INSERT INTO chat_message (thread_id, sender_id, body, client_message_id, created_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO chat_message (thread_id, sender_id, body, client_message_id, created_at, request_hash) \
+             VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(&m.thread_id)
         .bind(&m.sender_id)
         .bind(&m.body)
         .bind(&m.client_message_id)
         .bind(m.created_at_ms)
+        .bind(&m.request_hash)
         .execute(&mut *tx)
         .await;
         let id = match inserted {
@@ -393,6 +396,7 @@ impl ChatStore for SqlStore {
             body: m.body.clone(),
             client_message_id: m.client_message_id.clone(),
             created_at_ms: m.created_at_ms,
+            request_hash: Some(m.request_hash.clone()),
         }))
     }
 
