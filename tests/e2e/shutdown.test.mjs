@@ -1,0 +1,80 @@
+// Graceful shutdown on SIGTERM: connected sockets are disconnected, the process
+// exits 0, the data survives a restart, and (mysql-redis) users of the stopped
+// instance go offline for everyone on the other instances.
+
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { after, describe, it } from 'node:test';
+
+import { closeAll } from './lib/client.mjs';
+import { backend, needsMysqlRedis } from './lib/config.mjs';
+import { assertTimestamp, cast, online, onlineIn, participant } from './lib/fixtures.mjs';
+import { newSecrets, startServer } from './lib/server.mjs';
+
+const started = [];
+async function start(opts) {
+  const s = await startServer(opts);
+  started.push(s);
+  return s;
+}
+after(async () => {
+  await Promise.all(started.map((s) => s.stop()));
+});
+
+describe('graceful shutdown (SIGTERM)', () => {
+  it('disconnects the sockets, exits 0, and the data is still there after a restart', async () => {
+    const secrets = newSecrets();
+    const first = await start({ label: 'shutdown-first', secrets });
+    const { client, freelancer, thread } = await cast(first);
+    const c = await onlineIn(first, client, thread.id);
+    const f = await onlineIn(first, freelancer, thread.id);
+    const m = await c.send(thread.id, 'said before the restart');
+    await f.nextMessage(m.id);
+
+    const disconnected = Promise.all([c, f].map((x) => x.next('disconnect', { timeout: 15_000 })));
+    const exit = await first.stop({ removeData: false });
+    assert.equal(exit.killed, false, `exited by itself after SIGTERM\n${first.logs()}`);
+    assert.equal(exit.code, 0, `exit code 0 (got ${exit.code}, signal ${exit.signal})\n${first.logs()}`);
+    const reasons = await disconnected;
+    for (const r of reasons) assert.ok(r.reason, 'the client saw the disconnect');
+
+    // A new process on the same data (embedded: the same data directory).
+    const second = await start({ label: 'shutdown-second', secrets, dataDir: first.dataDir ?? undefined });
+    try {
+      const f2 = await online(second, freelancer);
+      try {
+        const page = await f2.ok('chat:history', { threadId: thread.id });
+        assert.deepEqual(page.messages, [m]);
+        const t = await f2.join(thread.id);
+        assert.equal(participant(t, client.id).online, false, 'the user of the stopped server is offline');
+      } finally {
+        await f2.close();
+      }
+    } finally {
+      await second.stop();
+      if (backend === 'embedded' && first.dataDir) rmSync(first.dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('users of the stopped instance go offline for the others (chat:presence)', { skip: needsMysqlRedis }, async () => {
+    const secrets = newSecrets();
+    const stays = await start({ label: 'shutdown-stays', secrets });
+    const goes = await start({ label: 'shutdown-goes', secrets });
+    const { client, freelancer, thread } = await cast(stays);
+    const watcher = await onlineIn(stays, client, thread.id, { label: 'watcher@stays' });
+    const leaving = await online(goes, freelancer, { label: 'leaving@goes' });
+    try {
+      await watcher.next('chat:presence', { where: (d) => d.userId === freelancer.id && d.online === true });
+      const exit = await goes.stop();
+      assert.equal(exit.killed, false, `exited by itself after SIGTERM\n${goes.logs()}`);
+      assert.equal(exit.code, 0, `exit code 0 (got ${exit.code}, signal ${exit.signal})\n${goes.logs()}`);
+      const off = await watcher.next('chat:presence', { where: (d) => d.userId === freelancer.id, timeout: 10_000 });
+      assert.equal(off.online, false);
+      assertTimestamp(off.lastSeenAt, 'lastSeenAt');
+      assert.equal(participant(await watcher.join(thread.id), freelancer.id).online, false);
+      assert.ok(!leaving.connected);
+    } finally {
+      await closeAll(watcher, leaving);
+    }
+  });
+});
