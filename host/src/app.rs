@@ -11,7 +11,7 @@ use socketioxide::adapter::{Adapter, LocalAdapter};
 use socketioxide::layer::SocketIoLayer;
 use socketioxide::{SocketIo, SocketIoBuilder};
 use socketioxide_core::adapter::{DefinedAdapter, Spawnable};
-use socketioxide_redis::{RedisAdapter, RedisAdapterCtr};
+use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -31,6 +31,7 @@ use crate::state::memory::MemoryState;
 use crate::state::redis::RedisState;
 use crate::store::sql::{SqlStore, redact};
 use crate::transport::http::{self, HttpContext};
+use crate::transport::redis_driver::ReconnectingDriver;
 use crate::transport::socketio::{self, SocketFanout};
 
 /// How long shutdown waits for in-flight events, and then for disconnect handlers.
@@ -59,10 +60,9 @@ pub async fn run(config: Config, metrics: PrometheusHandle) -> anyhow::Result<()
         Some(url) => {
             let state = Arc::new(RedisState::connect(url).await.context("connecting to Redis")?);
             let client = redis::Client::open(with_resp3(url))?;
-            let adapter = RedisAdapterCtr::new_with_redis(&client)
-                .await
-                .context("starting the Socket.IO Redis adapter")?;
-            let builder = SocketIo::builder().with_adapter::<RedisAdapter<_>>(adapter);
+            let driver = ReconnectingDriver::new(&client).await.context("starting the Socket.IO Redis adapter")?;
+            let adapter = RedisAdapterCtr::new_with_driver(driver, RedisAdapterConfig::default());
+            let builder = SocketIo::builder().with_adapter::<CustomRedisAdapter<_, ReconnectingDriver>>(adapter);
             let describe = format!("database {}, state redis {}", redact(&db_url), redact(url));
             let (io, layer, wired) = server.wire(builder, store, state)?;
             wired.register(&io).await.context("registering the Socket.IO namespace")?;
@@ -121,7 +121,9 @@ impl Server<'_> {
         store: Arc<SqlStore>,
         state: Arc<dyn StateStore>,
     ) -> anyhow::Result<(SocketIo<A>, SocketIoLayer<A>, Wired)> {
-        let (layer, io) = builder.build_layer();
+        // A reconnecting user gets up to 200 queued messages at once: the per-socket
+        // buffer must hold them (socketioxide's default is 128 packets).
+        let (layer, io) = builder.max_buffer_size(1024).build_layer();
         let audit = Arc::new(AuditLog::new(store.clone(), &self.secrets.audit_key));
         let services = Services { state: state.clone(), audit: audit.clone(), runtime: tokio::runtime::Handle::current() };
         let plugins = Arc::new(PluginRegistry::new(services, Some(self.config.data_dir.join("plugin-cache")))?);
@@ -179,6 +181,14 @@ impl Server<'_> {
         stop.cancel();
         wired.tasks.close();
         let _ = tokio::time::timeout(DRAIN_TIMEOUT, wired.tasks.wait()).await;
+        // Disconnect this instance's sockets one by one, so their disconnect handlers
+        // run (socketioxide's `close` drops the namespaces first and skips them).
+        if let Err(e) = io.local().disconnect().await {
+            tracing::warn!(error = %e, "disconnecting sockets at shutdown");
+        }
+        if !wired.chat.all_disconnected(DRAIN_TIMEOUT).await {
+            tracing::warn!("some disconnects were not accounted before the drain timeout");
+        }
         io.close().await;
         let _ = tokio::time::timeout(DRAIN_TIMEOUT, wired.tasks.wait()).await;
         wired.chat.events().close();

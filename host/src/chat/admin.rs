@@ -45,6 +45,10 @@ impl ChatService {
             return Err(ChatError::invalid("role must be client, freelancer or admin"));
         }
         self.store.upsert_user(&user, now_ms()).await?;
+        // Cached thread metadata carries profiles: drop it for this user's threads.
+        for thread in self.store.threads_of_user(&user.id).await? {
+            self.threads.invalidate(&thread).await?;
+        }
         self.events.publish(ChatEvent::new("user_upserted", &actor.user_id).subject(&user.id));
         Ok(())
     }

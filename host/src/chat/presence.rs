@@ -19,20 +19,41 @@ pub const PRESENCE_TTL: Duration = Duration::from_secs(60);
 /// How often an instance refreshes the presence of its connected users.
 pub const PRESENCE_REFRESH: Duration = Duration::from_secs(20);
 
-/// Connections per user on this instance, to refresh their presence TTL.
-#[derive(Default)]
+/// Connections per user on this instance, to refresh their presence TTL and to
+/// know when shutdown has accounted for every socket.
 pub struct LocalPresence {
     counts: Mutex<HashMap<String, i64>>,
+    total: tokio::sync::watch::Sender<i64>,
+}
+
+impl Default for LocalPresence {
+    fn default() -> Self {
+        Self { counts: Mutex::default(), total: tokio::sync::watch::channel(0).0 }
+    }
 }
 
 impl LocalPresence {
-    fn add(&self, user: &str, delta: i64) {
+    /// Counts a user's connection (for refresh) and one connection to settle at shutdown.
+    fn add(&self, user: &str) {
+        *self.counts.lock().unwrap_or_else(|e| e.into_inner()).entry(user.to_owned()).or_default() += 1;
+        self.total.send_modify(|t| *t += 1);
+    }
+
+    /// Stops refreshing one connection of the user (before its presence is decremented,
+    /// so a refresh never re-creates a counter that just reached zero).
+    fn release(&self, user: &str) {
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        let count = counts.entry(user.to_owned()).or_default();
-        *count += delta;
-        if *count <= 0 {
-            counts.remove(user);
+        if let Some(count) = counts.get_mut(user) {
+            *count -= 1;
+            if *count <= 0 {
+                counts.remove(user);
+            }
         }
+    }
+
+    /// One connection's disconnect is fully handled (presence announced).
+    fn settle(&self) {
+        self.total.send_modify(|t| *t -= 1);
     }
 
     fn snapshot(&self) -> Vec<(String, i64)> {
@@ -54,7 +75,7 @@ impl ChatService {
     /// A socket of `actor` connected: count it, announce the user online if it is
     /// their first, and take their offline queue.
     pub async fn connect(&self, actor: &Actor) -> Arrival {
-        self.presence.add(&actor.user_id, 1);
+        self.presence.add(&actor.user_id);
         metrics::gauge!("chat_connections").increment(1.0);
         match self.state.presence_connect(&actor.user_id, PRESENCE_TTL).await {
             Ok(1) => self.announce(&actor.user_id, true).await,
@@ -86,13 +107,15 @@ impl ChatService {
 
     /// A socket of `actor` went away: announce the user offline if it was their last.
     pub async fn disconnect(&self, actor: &Actor) {
-        self.presence.add(&actor.user_id, -1);
-        metrics::gauge!("chat_connections").decrement(1.0);
+        self.presence.release(&actor.user_id);
         match self.state.presence_disconnect(&actor.user_id).await {
             Ok(0) => self.announce(&actor.user_id, false).await,
             Ok(_) => {}
             Err(e) => tracing::warn!(user = %actor.user_id, error = %e, "presence not decremented; it expires by TTL"),
         }
+        // Last, so shutdown waits for the announcement too.
+        self.presence.settle();
+        metrics::gauge!("chat_connections").decrement(1.0);
     }
 
     async fn announce(&self, user: &str, online: bool) {
@@ -111,6 +134,13 @@ impl ChatService {
         }
         let rooms = threads.iter().map(|t| thread_room(t)).collect();
         self.fanout.emit(rooms, None, "chat:presence", &payload).await;
+    }
+
+    /// Waits until every counted connection of this instance was disconnected
+    /// (their users' presence decremented and announced), or `limit` passes.
+    pub async fn all_disconnected(&self, limit: Duration) -> bool {
+        let mut total = self.presence.total.subscribe();
+        tokio::time::timeout(limit, total.wait_for(|n| *n <= 0)).await.is_ok_and(|r| r.is_ok())
     }
 
     /// Keeps the presence of this instance's users alive until `stop`.

@@ -21,6 +21,9 @@ pub fn is_valid_id(id: &str) -> bool {
 
 /// Decodes a payload into its typed form; any shape error is `invalid_payload`.
 pub fn payload<T: DeserializeOwned>(value: Value) -> Result<T, ChatError> {
+    if !value.is_object() {
+        return Err(ChatError::invalid("the payload must be an object"));
+    }
     serde_json::from_value(value).map_err(|e| ChatError::invalid(format!("invalid payload: {e}")))
 }
 

@@ -2,4 +2,5 @@
 //! decode, call a use case in [`crate::chat`], answer.
 
 pub mod http;
+pub mod redis_driver;
 pub mod socketio;

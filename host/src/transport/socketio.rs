@@ -41,10 +41,15 @@ impl<A: Adapter> SocketFanout<A> {
 #[async_trait]
 impl<A: Adapter> Fanout for SocketFanout<A> {
     async fn emit(&self, rooms: Vec<String>, except: Option<&ConnectionId>, event: &'static str, payload: &Value) {
-        let sender = except.and_then(|c| c.0.parse::<Sid>().ok()).and_then(|sid| self.io.get_socket(sid));
+        // `of` instead of `to`: during shutdown the namespace may already be gone.
+        let Some(namespace) = self.io.of("/") else {
+            tracing::debug!(event, "namespace closed; broadcast dropped");
+            return;
+        };
+        let sender = except.and_then(|c| c.0.parse::<Sid>().ok()).and_then(|sid| namespace.get_socket(sid));
         let operators = match sender {
             Some(socket) => socket.to(rooms),
-            None => self.io.to(rooms),
+            None => namespace.to(rooms),
         };
         match tokio::time::timeout(EMIT_TIMEOUT, operators.emit(event, payload)).await {
             Ok(Ok(())) => {}
@@ -169,7 +174,7 @@ impl Handlers {
         };
         for message in &arrival.queued {
             if let Err(e) = socket.emit("chat:message", &json!({ "message": message })) {
-                tracing::debug!(error = %e, "queued message not emitted");
+                tracing::warn!(error = %e, "queued message not emitted; the client must re-read history");
                 return;
             }
         }
