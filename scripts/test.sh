@@ -18,11 +18,18 @@ command -v node >/dev/null || { apt-get update -qq && apt-get install -y -qq nod
 (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
 python3 -m pip install -q --disable-pip-version-check -r tests/python/requirements.txt
 
+step "plugins: build every plugin into a component"
+bash scripts/build-plugins.sh
+export CHAT_TEST_PLUGINS="$CARGO_TARGET_DIR/plugins" CHAT_E2E_PLUGINS="$CARGO_TARGET_DIR/plugins"
+
+step "plugins: SDK and plugin unit tests (native)"
+cargo test --manifest-path plugins/Cargo.toml --locked
+
 step "build"
 cargo build -p chat-host --locked
 export CHAT_HOST_BIN="$CARGO_TARGET_DIR/debug/chat-host"
 
-step "unit and conformance tests (SQLite, MariaDB, memory, Redis)"
+step "unit, conformance and plugin runtime tests (SQLite, MariaDB, memory, Redis)"
 cargo test --workspace --locked
 
 for backend in embedded mysql-redis; do

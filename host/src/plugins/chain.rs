@@ -26,7 +26,9 @@ const CLOSED_RATE_LIMIT: RateLimit = RateLimit { limit: 1, window: Duration::fro
 /// Events waiting for the events plugins before new ones are dropped (and counted).
 const EVENT_QUEUE: usize = 4096;
 
-/// The plugins as one link of the policy chain.
+/// The plugins as one link of the policy chain. Plugin code runs on tokio's
+/// blocking pool, never on the async workers: a plugin spending its whole time
+/// budget stalls no socket, and WASI's synchronous host calls may block there.
 pub struct PluginPolicy {
     registry: Arc<PluginRegistry>,
     max_body_chars: usize,
@@ -96,112 +98,144 @@ impl Policy for PluginPolicy {
 
     async fn access(&self, req: &Request<'_>) -> Verdict {
         let plugins = self.registry.snapshot();
-        let request = to_wit(req);
-        for plugin in plugins.iter().filter(|p| p.enabled() && p.hooks.access) {
-            let outcome = plugin
-                .call("access", |w| {
-                    let (guest, store) = w.access().ok_or_else(|| missing("access"))?;
-                    guest.call_check(store, &request)
-                })
-                .and_then(|v| match v {
-                    WitVerdict::Allow => Ok(None),
-                    WitVerdict::Deny(text) => reason(plugin, "access", text).map(Some),
-                });
-            match outcome {
-                Ok(None) => plugin.stats.verdict("access", "allow"),
-                Ok(Some(why)) => {
-                    plugin.stats.verdict("access", "deny");
-                    return Verdict::Deny(why);
-                }
-                Err(_) => {
-                    if let Some(deny) = on_fault(plugin, "access", || {
-                        Verdict::Deny(format!("the policy plugin {} failed; access is refused", plugin.name()))
-                    }) {
-                        return deny;
-                    }
-                }
-            }
+        if !plugins.iter().any(|p| p.enabled() && p.hooks.access) {
+            return Verdict::Allow;
         }
-        Verdict::Allow
+        let request = to_wit(req);
+        off_workers(Verdict::Allow, move || access_chain(&plugins, &request)).await
     }
 
     async fn rate_limit(&self, req: &Request<'_>) -> Option<RateLimit> {
         let plugins = self.registry.snapshot();
-        let request = to_wit(req);
-        let mut strictest: Option<RateLimit> = None;
-        for plugin in plugins.iter().filter(|p| p.enabled() && p.hooks.rate_limit) {
-            let outcome = plugin
-                .call("rate-limit", |w| {
-                    let (guest, store) = w.rate_limit().ok_or_else(|| missing("rate-limit"))?;
-                    guest.call_policy(store, &request)
-                })
-                .and_then(|policy| match policy {
-                    None => Ok(None),
-                    Some(p) if p.limit >= 1 && (1..=MAX_WINDOW.as_millis() as u64).contains(&p.window_ms) => {
-                        Ok(Some(RateLimit { limit: p.limit, window: Duration::from_millis(p.window_ms) }))
-                    }
-                    Some(p) => Err(plugin.bad_result("rate-limit", format!("limit {} per {} ms", p.limit, p.window_ms))),
-                });
-            let limit = match outcome {
-                Ok(limit) => {
-                    plugin.stats.verdict("rate-limit", if limit.is_some() { "policy" } else { "none" });
-                    limit
-                }
-                Err(_) => on_fault(plugin, "rate-limit", || CLOSED_RATE_LIMIT),
-            };
-            if let Some(limit) = limit
-                && strictest.is_none_or(|s| limit.stricter_than(&s))
-            {
-                strictest = Some(limit);
-            }
+        if !plugins.iter().any(|p| p.enabled() && p.hooks.rate_limit) {
+            return None;
         }
-        strictest
+        let request = to_wit(req);
+        off_workers(None, move || rate_limit_chain(&plugins, &request)).await
     }
 
     async fn message_hook(&self, req: &Request<'_>, body: &str) -> HookVerdict {
         let plugins = self.registry.snapshot();
-        let request = to_wit(req);
-        let mut current: Option<String> = None;
-        for plugin in plugins.iter().filter(|p| p.enabled() && p.hooks.message_hook) {
-            let text = current.as_deref().unwrap_or(body);
-            let outcome = plugin
-                .call("message-hook", |w| {
-                    let (guest, store) = w.message_hook().ok_or_else(|| missing("message-hook"))?;
-                    guest.call_on_message(store, &request, text)
-                })
-                .and_then(|v| match v {
-                    WitHook::Pass => Ok(HookVerdict::Pass),
-                    WitHook::Reject(why) => reason(plugin, "message-hook", why).map(HookVerdict::Reject),
-                    WitHook::Rewrite(new) => {
-                        let chars = new.trim().chars().count();
-                        if chars == 0 || chars > self.max_body_chars {
-                            Err(plugin.bad_result("message-hook", format!("a rewrite of {chars} characters")))
-                        } else {
-                            Ok(HookVerdict::Rewrite(new.trim().to_owned()))
-                        }
-                    }
-                });
-            match outcome {
-                Ok(HookVerdict::Pass) => plugin.stats.verdict("message-hook", "pass"),
-                Ok(HookVerdict::Rewrite(new)) => {
-                    plugin.stats.verdict("message-hook", "rewrite");
-                    current = Some(new);
-                }
-                Ok(HookVerdict::Reject(why)) => {
-                    plugin.stats.verdict("message-hook", "reject");
-                    return HookVerdict::Reject(why);
-                }
-                Err(_) => {
-                    if let Some(reject) = on_fault(plugin, "message-hook", || {
-                        HookVerdict::Reject(format!("the message could not be checked by {}; it was not sent", plugin.name()))
-                    }) {
-                        return reject;
-                    }
+        if !plugins.iter().any(|p| p.enabled() && p.hooks.message_hook) {
+            return HookVerdict::Pass;
+        }
+        let (request, body, max) = (to_wit(req), body.to_owned(), self.max_body_chars);
+        off_workers(HookVerdict::Pass, move || message_hook_chain(&plugins, &request, &body, max)).await
+    }
+}
+
+/// Runs a chain on the blocking pool; if that task dies, `fallback` (logged).
+async fn off_workers<T: Send + 'static>(fallback: T, chain: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(chain).await {
+        Ok(result) => result,
+        Err(e) => {
+            tracing::error!(error = %e, "plugin chain task failed");
+            fallback
+        }
+    }
+}
+
+fn access_chain(plugins: &[Arc<LoadedPlugin>], request: &wit::Request) -> Verdict {
+    for plugin in plugins.iter().filter(|p| p.enabled() && p.hooks.access) {
+        let outcome = plugin
+            .call("access", |w| {
+                let (guest, store) = w.access().ok_or_else(|| missing("access"))?;
+                guest.call_check(store, request)
+            })
+            .and_then(|v| match v {
+                WitVerdict::Allow => Ok(None),
+                WitVerdict::Deny(text) => reason(plugin, "access", text).map(Some),
+            });
+        match outcome {
+            Ok(None) => plugin.stats.verdict("access", "allow"),
+            Ok(Some(why)) => {
+                plugin.stats.verdict("access", "deny");
+                return Verdict::Deny(why);
+            }
+            Err(_) => {
+                if let Some(deny) = on_fault(plugin, "access", || {
+                    Verdict::Deny(format!("the policy plugin {} failed; access is refused", plugin.name()))
+                }) {
+                    return deny;
                 }
             }
         }
-        current.map_or(HookVerdict::Pass, HookVerdict::Rewrite)
     }
+    Verdict::Allow
+}
+
+fn rate_limit_chain(plugins: &[Arc<LoadedPlugin>], request: &wit::Request) -> Option<RateLimit> {
+    let mut strictest: Option<RateLimit> = None;
+    for plugin in plugins.iter().filter(|p| p.enabled() && p.hooks.rate_limit) {
+        let outcome = plugin
+            .call("rate-limit", |w| {
+                let (guest, store) = w.rate_limit().ok_or_else(|| missing("rate-limit"))?;
+                guest.call_policy(store, request)
+            })
+            .and_then(|policy| match policy {
+                None => Ok(None),
+                Some(p) if p.limit >= 1 && (1..=MAX_WINDOW.as_millis() as u64).contains(&p.window_ms) => {
+                    Ok(Some(RateLimit { limit: p.limit, window: Duration::from_millis(p.window_ms) }))
+                }
+                Some(p) => Err(plugin.bad_result("rate-limit", format!("limit {} per {} ms", p.limit, p.window_ms))),
+            });
+        let limit = match outcome {
+            Ok(limit) => {
+                plugin.stats.verdict("rate-limit", if limit.is_some() { "policy" } else { "none" });
+                limit
+            }
+            Err(_) => on_fault(plugin, "rate-limit", || CLOSED_RATE_LIMIT),
+        };
+        if let Some(limit) = limit
+            && strictest.is_none_or(|s| limit.stricter_than(&s))
+        {
+            strictest = Some(limit);
+        }
+    }
+    strictest
+}
+
+fn message_hook_chain(plugins: &[Arc<LoadedPlugin>], request: &wit::Request, body: &str, max_chars: usize) -> HookVerdict {
+    let mut current: Option<String> = None;
+    for plugin in plugins.iter().filter(|p| p.enabled() && p.hooks.message_hook) {
+        let text = current.as_deref().unwrap_or(body);
+        let outcome = plugin
+            .call("message-hook", |w| {
+                let (guest, store) = w.message_hook().ok_or_else(|| missing("message-hook"))?;
+                guest.call_on_message(store, request, text)
+            })
+            .and_then(|v| match v {
+                WitHook::Pass => Ok(HookVerdict::Pass),
+                WitHook::Reject(why) => reason(plugin, "message-hook", why).map(HookVerdict::Reject),
+                WitHook::Rewrite(new) => {
+                    let chars = new.trim().chars().count();
+                    if chars == 0 || chars > max_chars {
+                        Err(plugin.bad_result("message-hook", format!("a rewrite of {chars} characters")))
+                    } else {
+                        Ok(HookVerdict::Rewrite(new.trim().to_owned()))
+                    }
+                }
+            });
+        match outcome {
+            Ok(HookVerdict::Pass) => plugin.stats.verdict("message-hook", "pass"),
+            Ok(HookVerdict::Rewrite(new)) => {
+                plugin.stats.verdict("message-hook", "rewrite");
+                current = Some(new);
+            }
+            Ok(HookVerdict::Reject(why)) => {
+                plugin.stats.verdict("message-hook", "reject");
+                return HookVerdict::Reject(why);
+            }
+            Err(_) => {
+                if let Some(reject) = on_fault(plugin, "message-hook", || {
+                    HookVerdict::Reject(format!("the message could not be checked by {}; it was not sent", plugin.name()))
+                }) {
+                    return reject;
+                }
+            }
+        }
+    }
+    current.map_or(HookVerdict::Pass, HookVerdict::Rewrite)
 }
 
 /// Feeds events to the events plugins on a dedicated thread; a full queue

@@ -23,3 +23,6 @@ pub mod metrics;
 pub mod registry;
 pub mod store_data;
 pub mod sync;
+
+#[cfg(test)]
+mod tests;
