@@ -1,0 +1,163 @@
+//! Cost of one plugin hook call on a warm instance, with its limits armed
+//! (epoch deadline and fuel re-armed before every call), for the no-op plugin and
+//! each example plugin. Needs the built components (`scripts/build-plugins.sh`).
+//!
+//! `cargo bench -p chat-host --bench hooks` prints criterion's estimates and,
+//! after them, p50/p99 of single calls measured one by one.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chat_host::audit::AuditLog;
+use chat_host::plugins::bindings::{Action, Actor, Event, Request, Role, ThreadInfo};
+use chat_host::plugins::loaded::LoadedPlugin;
+use chat_host::plugins::manifest::Manifest;
+use chat_host::plugins::registry::{PluginRegistry, Services};
+use chat_host::state::memory::MemoryState;
+use chat_host::store::sql::SqlStore;
+use criterion::{Criterion, criterion_group, criterion_main};
+
+fn plugin_dir() -> std::path::PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .unwrap_or_else(|_| format!("{}/.cache/chat-host/target", std::env::var("HOME").unwrap_or_default()));
+    let dir = std::env::var("CHAT_TEST_PLUGINS").map(Into::into).unwrap_or_else(|_| std::path::Path::new(&target).join("plugins"));
+    assert!(dir.join("noop.wasm").exists(), "no plugins in {}: run scripts/build-plugins.sh", dir.display());
+    dir
+}
+
+struct Bench {
+    _runtime: tokio::runtime::Runtime,
+    registry: Arc<PluginRegistry>,
+}
+
+fn setup() -> Bench {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = std::env::temp_dir().join(format!("chat-host-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let registry = runtime.block_on(async {
+        let store = Arc::new(SqlStore::connect(&format!("sqlite://{}?mode=rwc", dir.join("b.db").display())).await.unwrap());
+        let services = Services {
+            state: Arc::new(MemoryState::new()),
+            audit: Arc::new(AuditLog::new(store, b"bench")),
+            runtime: tokio::runtime::Handle::current(),
+        };
+        Arc::new(PluginRegistry::new(services, Some(dir.join("cache"))).unwrap())
+    });
+    let plugins = plugin_dir();
+    for name in ["noop", "blocklist", "contact-filter", "tiered-rate-limit", "dispute-audit"] {
+        let wasm = std::fs::read(plugins.join(format!("{name}.wasm"))).unwrap();
+        let manifest = Manifest::parse(&std::fs::read_to_string(plugins.join(format!("{name}.toml"))).unwrap()).unwrap();
+        registry.load(&wasm, manifest).unwrap();
+    }
+    Bench { _runtime: runtime, registry }
+}
+
+fn request() -> Request {
+    Request {
+        action: Action::Send,
+        actor: Actor { user_id: "alice".into(), role: Role::Client },
+        thread: ThreadInfo { id: "t1".into(), participants: vec!["alice".into(), "bob".into()] },
+    }
+}
+
+type Call = Box<dyn Fn(&LoadedPlugin)>;
+
+fn calls() -> Vec<(&'static str, &'static str, Call)> {
+    let req = Arc::new(request());
+    let event = Arc::new(Event {
+        kind: "message_sent".into(),
+        user_id: "alice".into(),
+        thread_id: Some("t1".into()),
+        message_id: Some("42".into()),
+        subject_id: None,
+        at_ms: 0,
+    });
+    let access = |req: Arc<Request>| -> Call {
+        Box::new(move |p: &LoadedPlugin| {
+            p.call("access", |w| {
+                let (g, s) = w.access().unwrap();
+                g.call_check(s, &req)
+            })
+            .unwrap();
+        })
+    };
+    let hook = |req: Arc<Request>, body: &'static str| -> Call {
+        Box::new(move |p: &LoadedPlugin| {
+            p.call("message-hook", |w| {
+                let (g, s) = w.message_hook().unwrap();
+                g.call_on_message(s, &req, body)
+            })
+            .unwrap();
+        })
+    };
+    let rate = |req: Arc<Request>| -> Call {
+        Box::new(move |p: &LoadedPlugin| {
+            p.call("rate-limit", |w| {
+                let (g, s) = w.rate_limit().unwrap();
+                g.call_policy(s, &req)
+            })
+            .unwrap();
+        })
+    };
+    let events = |event: Arc<Event>| -> Call {
+        Box::new(move |p: &LoadedPlugin| {
+            p.call("events", |w| {
+                let (g, s) = w.events().unwrap();
+                g.call_on_event(s, &event)
+            })
+            .unwrap();
+        })
+    };
+    vec![
+        ("noop", "access", access(req.clone())),
+        ("noop", "message-hook", hook(req.clone(), "hello")),
+        ("blocklist", "access", access(req.clone())),
+        ("contact-filter", "message-hook (clean text)", hook(req.clone(), "Can you send the logo drafts by Friday? Thanks!")),
+        ("contact-filter", "message-hook (masks)", hook(req.clone(), "mail john@example.com or call +44 20 7946 0958")),
+        ("tiered-rate-limit", "rate-limit", rate(req.clone())),
+        ("dispute-audit", "events", events(event)),
+    ]
+}
+
+fn percentiles(bench: &Bench) {
+    println!("\nsingle calls, {} each, limits armed (p50 / p99 / max):", 20_000);
+    for (plugin, hook, call) in calls() {
+        let p = bench.registry.get(plugin).unwrap();
+        for _ in 0..2_000 {
+            call(&p);
+        }
+        let mut samples: Vec<Duration> = (0..20_000)
+            .map(|_| {
+                let t = Instant::now();
+                call(&p);
+                t.elapsed()
+            })
+            .collect();
+        samples.sort();
+        let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+        println!(
+            "  {plugin:>18} {hook:<28} p50 {:>7.2} us   p99 {:>7.2} us   max {:>8.1} us",
+            at(0.50).as_secs_f64() * 1e6,
+            at(0.99).as_secs_f64() * 1e6,
+            samples.last().unwrap().as_secs_f64() * 1e6
+        );
+    }
+}
+
+fn hooks(c: &mut Criterion) {
+    let bench = setup();
+    let mut group = c.benchmark_group("hook call");
+    for (plugin, hook, call) in calls() {
+        let p = bench.registry.get(plugin).unwrap();
+        group.bench_function(format!("{plugin}/{hook}"), |b| b.iter(|| call(&p)));
+    }
+    group.finish();
+    percentiles(&bench);
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(50).measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(500));
+    targets = hooks
+}
+criterion_main!(benches);
