@@ -18,10 +18,20 @@ use chat_host::store::sql::SqlStore;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn plugin_dir() -> std::path::PathBuf {
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .unwrap_or_else(|_| format!("{}/.cache/chat-host/target", std::env::var("HOME").unwrap_or_default()));
-    let dir = std::env::var("CHAT_TEST_PLUGINS").map(Into::into).unwrap_or_else(|_| std::path::Path::new(&target).join("plugins"));
-    assert!(dir.join("noop.wasm").exists(), "no plugins in {}: run scripts/build-plugins.sh", dir.display());
+    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/chat-host/target",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    let dir = std::env::var("CHAT_TEST_PLUGINS")
+        .map(Into::into)
+        .unwrap_or_else(|_| std::path::Path::new(&target).join("plugins"));
+    assert!(
+        dir.join("noop.wasm").exists(),
+        "no plugins in {}: run scripts/build-plugins.sh",
+        dir.display()
+    );
     dir
 }
 
@@ -35,7 +45,11 @@ fn setup() -> Bench {
     let dir = std::env::temp_dir().join(format!("chat-host-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let registry = runtime.block_on(async {
-        let store = Arc::new(SqlStore::connect(&format!("sqlite://{}?mode=rwc", dir.join("b.db").display())).await.unwrap());
+        let store = Arc::new(
+            SqlStore::connect(&format!("sqlite://{}?mode=rwc", dir.join("b.db").display()))
+                .await
+                .unwrap(),
+        );
         let services = Services {
             state: Arc::new(MemoryState::new()),
             audit: Arc::new(AuditLog::new(store, b"bench")),
@@ -44,19 +58,37 @@ fn setup() -> Bench {
         Arc::new(PluginRegistry::new(services, Some(dir.join("cache"))).unwrap())
     });
     let plugins = plugin_dir();
-    for name in ["noop", "blocklist", "contact-filter", "tiered-rate-limit", "dispute-audit"] {
+    for name in [
+        "noop",
+        "blocklist",
+        "contact-filter",
+        "tiered-rate-limit",
+        "dispute-audit",
+    ] {
         let wasm = std::fs::read(plugins.join(format!("{name}.wasm"))).unwrap();
-        let manifest = Manifest::parse(&std::fs::read_to_string(plugins.join(format!("{name}.toml"))).unwrap()).unwrap();
+        let manifest = Manifest::parse(
+            &std::fs::read_to_string(plugins.join(format!("{name}.toml"))).unwrap(),
+        )
+        .unwrap();
         registry.load(&wasm, manifest).unwrap();
     }
-    Bench { _runtime: runtime, registry }
+    Bench {
+        _runtime: runtime,
+        registry,
+    }
 }
 
 fn request() -> Request {
     Request {
         action: Action::Send,
-        actor: Actor { user_id: "alice".into(), role: Role::Client },
-        thread: ThreadInfo { id: "t1".into(), participants: vec!["alice".into(), "bob".into()] },
+        actor: Actor {
+            user_id: "alice".into(),
+            role: Role::Client,
+        },
+        thread: ThreadInfo {
+            id: "t1".into(),
+            participants: vec!["alice".into(), "bob".into()],
+        },
     }
 }
 
@@ -112,15 +144,32 @@ fn calls() -> Vec<(&'static str, &'static str, Call)> {
         ("noop", "access", access(req.clone())),
         ("noop", "message-hook", hook(req.clone(), "hello")),
         ("blocklist", "access", access(req.clone())),
-        ("contact-filter", "message-hook (clean text)", hook(req.clone(), "Can you send the logo drafts by Friday? Thanks!")),
-        ("contact-filter", "message-hook (masks)", hook(req.clone(), "mail john@example.com or call +44 20 7946 0958")),
+        (
+            "contact-filter",
+            "message-hook (clean text)",
+            hook(
+                req.clone(),
+                "Can you send the logo drafts by Friday? Thanks!",
+            ),
+        ),
+        (
+            "contact-filter",
+            "message-hook (masks)",
+            hook(
+                req.clone(),
+                "mail john@example.com or call +44 20 7946 0958",
+            ),
+        ),
         ("tiered-rate-limit", "rate-limit", rate(req.clone())),
         ("dispute-audit", "events", events(event)),
     ]
 }
 
 fn percentiles(bench: &Bench) {
-    println!("\nsingle calls, {} each, limits armed (p50 / p99 / max):", 20_000);
+    println!(
+        "\nsingle calls, {} each, limits armed (p50 / p99 / max):",
+        20_000
+    );
     for (plugin, hook, call) in calls() {
         let p = bench.registry.get(plugin).unwrap();
         for _ in 0..2_000 {

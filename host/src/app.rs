@@ -10,7 +10,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use socketioxide::adapter::{Adapter, LocalAdapter};
 use socketioxide::layer::SocketIoLayer;
 use socketioxide::{SocketIo, SocketIoBuilder};
-use socketioxide_core::adapter::{DefinedAdapter, Spawnable};
+use socketioxide_core::adapter::DefinedAdapter;
 use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -21,11 +21,11 @@ use crate::auth::TokenVerifier;
 use crate::chat::events::EventBus;
 use crate::chat::policy::PolicyChain;
 use crate::chat::{ChatService, Limits};
+use crate::config::{Config, Secrets};
 use crate::plugins::chain::{PluginEvents, PluginPolicy};
 use crate::plugins::directory;
 use crate::plugins::registry::{PluginRegistry, Services};
 use crate::plugins::sync::PluginSync;
-use crate::config::{Config, Secrets};
 use crate::state::StateStore;
 use crate::state::memory::MemoryState;
 use crate::state::redis::RedisState;
@@ -54,25 +54,45 @@ pub async fn run(config: Config, metrics: PrometheusHandle) -> anyhow::Result<()
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let server = Server { config: &config, secrets, metrics, listener, addr };
+    let server = Server {
+        config: &config,
+        secrets,
+        metrics,
+        listener,
+        addr,
+    };
 
     match config.redis_url() {
         Some(url) => {
-            let state = Arc::new(RedisState::connect(url).await.context("connecting to Redis")?);
+            let state = Arc::new(
+                RedisState::connect(url)
+                    .await
+                    .context("connecting to Redis")?,
+            );
             let client = redis::Client::open(with_resp3(url))?;
-            let driver = ReconnectingDriver::new(&client).await.context("starting the Socket.IO Redis adapter")?;
+            let driver = ReconnectingDriver::new(&client)
+                .await
+                .context("starting the Socket.IO Redis adapter")?;
             let adapter = RedisAdapterCtr::new_with_driver(driver, RedisAdapterConfig::default());
-            let builder = SocketIo::builder().with_adapter::<CustomRedisAdapter<_, ReconnectingDriver>>(adapter);
+            let builder = SocketIo::builder()
+                .with_adapter::<CustomRedisAdapter<_, ReconnectingDriver>>(adapter);
             let describe = format!("database {}, state redis {}", redact(&db_url), redact(url));
             let (io, layer, wired) = server.wire(builder, store, state)?;
-            wired.register(&io).await.context("registering the Socket.IO namespace")?;
+            wired
+                .register(&io)
+                .await
+                .context("registering the Socket.IO namespace")?;
             server.serve(io, layer, wired, &describe).await
         }
         None => {
             let state = Arc::new(MemoryState::new());
-            let describe = format!("database {}, state in-process (single instance)", redact(&db_url));
+            let describe = format!(
+                "database {}, state in-process (single instance)",
+                redact(&db_url)
+            );
             let (io, layer, wired) = server.wire(SocketIo::builder(), store, state)?;
-            wired.register::<LocalAdapter>(&io).spawn();
+            // The local adapter has nothing to initialise (its init result is `()`).
+            wired.register::<LocalAdapter>(&io);
             server.serve(io, layer, wired, &describe).await
         }
     }
@@ -110,7 +130,12 @@ struct Wired {
 
 impl Wired {
     fn register<A: Adapter + DefinedAdapter>(&self, io: &SocketIo<A>) -> A::InitRes {
-        socketio::register(io, self.chat.clone(), self.verifier.clone(), self.tasks.clone())
+        socketio::register(
+            io,
+            self.chat.clone(),
+            self.verifier.clone(),
+            self.tasks.clone(),
+        )
     }
 }
 
@@ -125,23 +150,57 @@ impl Server<'_> {
         // buffer must hold them (socketioxide's default is 128 packets).
         let (layer, io) = builder.max_buffer_size(1024).build_layer();
         let audit = Arc::new(AuditLog::new(store.clone(), &self.secrets.audit_key));
-        let services = Services { state: state.clone(), audit: audit.clone(), runtime: tokio::runtime::Handle::current() };
-        let plugins = Arc::new(PluginRegistry::new(services, Some(self.config.data_dir.join("plugin-cache")))?);
+        let services = Services {
+            state: state.clone(),
+            audit: audit.clone(),
+            runtime: tokio::runtime::Handle::current(),
+        };
+        let plugins = Arc::new(PluginRegistry::new(
+            services,
+            Some(self.config.data_dir.join("plugin-cache")),
+        )?);
         let plugin_events = Arc::new(PluginEvents::start(plugins.clone())?);
         let (events, event_writer) = EventBus::start(state.clone(), vec![plugin_events]);
         let limits = Limits {
             max_body_chars: self.config.max_body_chars,
             messages_per_minute: self.config.rate_limit_per_minute,
         };
-        let policy = PolicyChain::builtin(limits).with(Arc::new(PluginPolicy::new(plugins.clone(), limits.max_body_chars)));
+        let policy = PolicyChain::builtin(limits).with(Arc::new(PluginPolicy::new(
+            plugins.clone(),
+            limits.max_body_chars,
+        )));
         let fanout = Arc::new(SocketFanout::new(io.clone()));
-        let plugin_sync = Arc::new(PluginSync::new(plugins.clone(), store.clone(), state.clone()));
-        let chat = Arc::new(ChatService::new(store, state, fanout, events, policy, limits));
+        let plugin_sync = Arc::new(PluginSync::new(
+            plugins.clone(),
+            store.clone(),
+            state.clone(),
+        ));
+        let chat = Arc::new(ChatService::new(
+            store, state, fanout, events, policy, limits,
+        ));
         let verifier = Arc::new(TokenVerifier::new(&self.secrets.jwt_secret));
-        Ok((io, layer, Wired { chat, plugins, plugin_sync, audit, verifier, tasks: TaskTracker::new(), event_writer }))
+        Ok((
+            io,
+            layer,
+            Wired {
+                chat,
+                plugins,
+                plugin_sync,
+                audit,
+                verifier,
+                tasks: TaskTracker::new(),
+                event_writer,
+            },
+        ))
     }
 
-    async fn serve<A: Adapter>(self, io: SocketIo<A>, layer: SocketIoLayer<A>, wired: Wired, describe: &str) -> anyhow::Result<()> {
+    async fn serve<A: Adapter>(
+        self,
+        io: SocketIo<A>,
+        layer: SocketIoLayer<A>,
+        wired: Wired,
+        describe: &str,
+    ) -> anyhow::Result<()> {
         let ctx = HttpContext {
             chat: wired.chat.clone(),
             plugins: wired.plugins.clone(),
@@ -158,12 +217,21 @@ impl Server<'_> {
             Some(dir) => {
                 let loaded = directory::load_all(&wired.plugins, dir);
                 directory::watch(wired.plugins.clone(), dir.clone(), stop.clone())?;
-                format!("{} from {} [{}]", loaded.len(), dir.display(), loaded.join(", "))
+                format!(
+                    "{} from {} [{}]",
+                    loaded.len(),
+                    dir.display(),
+                    loaded.join(", ")
+                )
             }
             None => "none from a directory (no CHAT_PLUGIN_DIR)".to_owned(),
         };
         let stored = wired.plugin_sync.load_stored().await;
-        plugins.push_str(&format!(", {} stored [{}]", stored.len(), stored.join(", ")));
+        plugins.push_str(&format!(
+            ", {} stored [{}]",
+            stored.len(),
+            stored.join(", ")
+        ));
         wired.plugin_sync.clone().listen(stop.clone());
         let refresher = tokio::spawn(wired.chat.clone().refresh_presence(stop.clone()));
         let server = tokio::spawn({

@@ -56,7 +56,10 @@ fn hex(bytes: &[u8]) -> String {
 impl AuditLog {
     /// An audit log over `store`, keyed by `key`.
     pub fn new(store: Arc<dyn ChatStore>, key: &[u8]) -> Self {
-        Self { store, key: key.into() }
+        Self {
+            store,
+            key: key.into(),
+        }
     }
 
     fn mac(&self, parts: &[&[u8]]) -> String {
@@ -82,7 +85,12 @@ impl AuditLog {
     }
 
     fn head_mac(&self, thread: &str, seq: i64, mac: &str) -> String {
-        self.mac(&[b"head", thread.as_bytes(), &seq.to_be_bytes(), mac.as_bytes()])
+        self.mac(&[
+            b"head",
+            thread.as_bytes(),
+            &seq.to_be_bytes(),
+            mac.as_bytes(),
+        ])
     }
 
     /// Appends a record at the end of its thread's chain; returns its seq.
@@ -107,7 +115,9 @@ impl AuditLog {
                 return Ok(seq);
             }
         }
-        Err(StoreError::Unavailable(anyhow::anyhow!("audit chain contended; retry")))
+        Err(StoreError::Unavailable(anyhow::anyhow!(
+            "audit chain contended; retry"
+        )))
     }
 
     /// A thread's entries, oldest first.
@@ -119,26 +129,45 @@ impl AuditLog {
     pub async fn verify(&self, thread: &str) -> Result<Verification, StoreError> {
         let entries = self.store.audit_entries(thread).await?;
         let head = self.store.audit_head(thread).await?;
-        let fail = |problem: String| Verification { entries: entries.len(), valid: false, problem: Some(problem) };
+        let fail = |problem: String| Verification {
+            entries: entries.len(),
+            valid: false,
+            problem: Some(problem),
+        };
         let mut prev = GENESIS.to_owned();
         for (i, e) in entries.iter().enumerate() {
             let expected_seq = i as i64 + 1;
             if e.seq != expected_seq {
-                return Ok(fail(format!("entry {expected_seq} is missing (found {} in its place)", e.seq)));
+                return Ok(fail(format!(
+                    "entry {expected_seq} is missing (found {} in its place)",
+                    e.seq
+                )));
             }
             if e.prev_mac != prev || e.mac != self.entry_mac(e) {
-                return Ok(fail(format!("entry {} was altered, reordered or its predecessor removed", e.seq)));
+                return Ok(fail(format!(
+                    "entry {} was altered, reordered or its predecessor removed",
+                    e.seq
+                )));
             }
             prev = e.mac.clone();
         }
         match (entries.last(), head) {
             (None, None) => {}
-            (Some(last), Some(head)) if head.seq == last.seq && head.head_mac == self.head_mac(thread, last.seq, &last.mac) => {}
+            (Some(last), Some(head))
+                if head.seq == last.seq
+                    && head.head_mac == self.head_mac(thread, last.seq, &last.mac) => {}
             (_, Some(head)) => {
-                return Ok(fail(format!("the chain was truncated or its head forged: the head says {} entries", head.seq)));
+                return Ok(fail(format!(
+                    "the chain was truncated or its head forged: the head says {} entries",
+                    head.seq
+                )));
             }
             (Some(_), None) => return Ok(fail("the chain's head is missing".into())),
         }
-        Ok(Verification { entries: entries.len(), valid: true, problem: None })
+        Ok(Verification {
+            entries: entries.len(),
+            valid: true,
+            problem: None,
+        })
     }
 }

@@ -135,7 +135,10 @@ mod tests {
     #[test]
     fn accepts_a_valid_token_and_refuses_bad_ones() {
         let v = TokenVerifier::new("s3cret");
-        let ok = sign(json!({"sub":"u1","role":"freelancer","exp":now()+60}), "s3cret");
+        let ok = sign(
+            json!({"sub":"u1","role":"freelancer","exp":now()+60}),
+            "s3cret",
+        );
         assert_eq!(v.verify(&ok).unwrap().role, Role::Freelancer);
 
         let cases = [

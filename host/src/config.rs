@@ -9,7 +9,11 @@ use rand::distr::{Alphanumeric, SampleString};
 
 /// Every setting of the server. Each flag also reads the environment variable named in its help.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "chat-host", version, about = "Realtime chat server (Socket.IO v4) with WebAssembly policy plugins")]
+#[command(
+    name = "chat-host",
+    version,
+    about = "Realtime chat server (Socket.IO v4) with WebAssembly policy plugins"
+)]
 pub struct Config {
     /// Address to serve HTTP and Socket.IO on (port 0 picks a free port).
     #[arg(long, env = "CHAT_LISTEN", default_value = "127.0.0.1:3000")]
@@ -111,11 +115,15 @@ impl Config {
         let jwt = non_empty(&self.jwt_secret).map(str::to_owned);
         let token = non_empty(&self.service_token).map(str::to_owned);
         if self.is_production() && (jwt.is_none() || token.is_none()) {
-            bail!("production mode needs CHAT_JWT_SECRET and CHAT_SERVICE_TOKEN; refusing to start");
+            bail!(
+                "production mode needs CHAT_JWT_SECRET and CHAT_SERVICE_TOKEN; refusing to start"
+            );
         }
         let generate = |name: &str| {
             let value = Alphanumeric.sample_string(&mut rand::rng(), 32);
-            eprintln!("!!! DEV MODE: no {name} configured; using a random one for this run: {value}");
+            eprintln!(
+                "!!! DEV MODE: no {name} configured; using a random one for this run: {value}"
+            );
             value
         };
         let jwt_secret = jwt.unwrap_or_else(|| generate("CHAT_JWT_SECRET"));
@@ -123,7 +131,8 @@ impl Config {
             Some(key) => key.as_bytes().to_vec(),
             None => {
                 use hmac::Mac;
-                let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(jwt_secret.as_bytes()).expect("any key length");
+                let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(jwt_secret.as_bytes())
+                    .expect("any key length");
                 mac.update(b"chat-host audit key");
                 mac.finalize().into_bytes().to_vec()
             }
@@ -153,7 +162,12 @@ mod tests {
         assert_eq!(s.jwt_secret.len(), 32);
         assert_ne!(s.jwt_secret, s.service_token);
         let configured = Config::parse_from([
-            "chat-host", "--production", "--jwt-secret", "a", "--service-token", "b",
+            "chat-host",
+            "--production",
+            "--jwt-secret",
+            "a",
+            "--service-token",
+            "b",
         ]);
         assert_eq!(configured.secrets().unwrap().service_token, "b");
     }

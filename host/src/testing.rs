@@ -15,17 +15,25 @@ pub fn mysql_url() -> String {
 
 /// `prefix` plus a random suffix, so tests never share ids on shared backends.
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}_{}", Alphanumeric.sample_string(&mut rand::rng(), 10))
+    format!(
+        "{prefix}_{}",
+        Alphanumeric.sample_string(&mut rand::rng(), 10)
+    )
 }
 
 /// Built plugin components: `CHAT_TEST_PLUGINS`, default `$CARGO_TARGET_DIR/plugins`.
 pub fn plugin_dir() -> std::path::PathBuf {
-    let dir = std::env::var("CHAT_TEST_PLUGINS").map(Into::into).unwrap_or_else(|_| {
-        let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| {
-            format!("{}/.cache/chat-host/target", std::env::var("HOME").unwrap_or_default())
+    let dir = std::env::var("CHAT_TEST_PLUGINS")
+        .map(Into::into)
+        .unwrap_or_else(|_| {
+            let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| {
+                format!(
+                    "{}/.cache/chat-host/target",
+                    std::env::var("HOME").unwrap_or_default()
+                )
+            });
+            std::path::Path::new(&target).join("plugins")
         });
-        std::path::Path::new(&target).join("plugins")
-    });
     assert!(
         dir.join("noop.wasm").exists(),
         "no built plugins in {}: run scripts/build-plugins.sh (or set CHAT_TEST_PLUGINS)",

@@ -28,7 +28,9 @@ pub struct CreatedThread {
 fn text(field: &str, value: &str, max: usize) -> Result<(), ChatError> {
     let n = value.trim().chars().count();
     if n == 0 || value.chars().count() > max {
-        return Err(ChatError::invalid(format!("{field} must be 1-{max} characters")));
+        return Err(ChatError::invalid(format!(
+            "{field} must be 1-{max} characters"
+        )));
     }
     Ok(())
 }
@@ -42,14 +44,17 @@ impl ChatService {
             text("avatarUrl", url, 2048)?;
         }
         if Role::parse(&user.role).is_none() {
-            return Err(ChatError::invalid("role must be client, freelancer or admin"));
+            return Err(ChatError::invalid(
+                "role must be client, freelancer or admin",
+            ));
         }
         self.store.upsert_user(&user, now_ms()).await?;
         // Cached thread metadata carries profiles: drop it for this user's threads.
         for thread in self.store.threads_of_user(&user.id).await? {
             self.threads.invalidate(&thread).await?;
         }
-        self.events.publish(ChatEvent::new("user_upserted", &actor.user_id).subject(&user.id));
+        self.events
+            .publish(ChatEvent::new("user_upserted", &actor.user_id).subject(&user.id));
         Ok(())
     }
 
@@ -61,7 +66,8 @@ impl ChatService {
         title: String,
         mut participant_ids: Vec<String>,
     ) -> Result<CreatedThread, ChatError> {
-        let id = id.unwrap_or_else(|| format!("t_{}", Alphanumeric.sample_string(&mut rand::rng(), 16)));
+        let id =
+            id.unwrap_or_else(|| format!("t_{}", Alphanumeric.sample_string(&mut rand::rng(), 16)));
         validate::id("id", &id)?;
         text("title", &title, 500)?;
         for user in &participant_ids {
@@ -69,13 +75,24 @@ impl ChatService {
         }
         let mut seen = std::collections::HashSet::new();
         participant_ids.retain(|u| seen.insert(u.clone()));
-        let thread = NewThread { id, title, participant_ids, created_at_ms: now_ms() };
+        let thread = NewThread {
+            id,
+            title,
+            participant_ids,
+            created_at_ms: now_ms(),
+        };
         match self.store.create_thread(&thread).await? {
             CreateThread::Created => {}
-            CreateThread::Conflict => return Err(ChatError::Conflict(format!("thread {} already exists", thread.id))),
+            CreateThread::Conflict => {
+                return Err(ChatError::Conflict(format!(
+                    "thread {} already exists",
+                    thread.id
+                )));
+            }
             CreateThread::UnknownUsers(users) => return Err(ChatError::UnknownUsers(users)),
         }
-        self.events.publish(ChatEvent::new("thread_created", &actor.user_id).thread(&thread.id));
+        self.events
+            .publish(ChatEvent::new("thread_created", &actor.user_id).thread(&thread.id));
         Ok(CreatedThread {
             id: thread.id,
             title: thread.title,
@@ -85,16 +102,31 @@ impl ChatService {
     }
 
     /// Adds a participant and drops the cached thread metadata.
-    pub async fn add_participant(&self, actor: &Actor, thread: &str, user: &str) -> Result<(), ChatError> {
+    pub async fn add_participant(
+        &self,
+        actor: &Actor,
+        thread: &str,
+        user: &str,
+    ) -> Result<(), ChatError> {
         validate::id("threadId", thread)?;
         validate::id("userId", user)?;
         match self.store.add_participant(thread, user, now_ms()).await? {
             AddParticipant::Added => {}
-            AddParticipant::ThreadNotFound => return Err(ChatError::NotFound(format!("thread {thread} does not exist"))),
-            AddParticipant::UnknownUser => return Err(ChatError::UnknownUsers(vec![user.to_owned()])),
+            AddParticipant::ThreadNotFound => {
+                return Err(ChatError::NotFound(format!(
+                    "thread {thread} does not exist"
+                )));
+            }
+            AddParticipant::UnknownUser => {
+                return Err(ChatError::UnknownUsers(vec![user.to_owned()]));
+            }
         }
         self.threads.invalidate(thread).await?;
-        self.events.publish(ChatEvent::new("participant_added", &actor.user_id).thread(thread).subject(user));
+        self.events.publish(
+            ChatEvent::new("participant_added", &actor.user_id)
+                .thread(thread)
+                .subject(user),
+        );
         Ok(())
     }
 
@@ -107,15 +139,31 @@ impl ChatService {
         limit: Option<&str>,
     ) -> Result<Page<MessageWithReceipts>, ChatError> {
         validate::id("threadId", thread)?;
-        let before = before.map(|id| validate::message_id("beforeId", id)).transpose()?;
+        let before = before
+            .map(|id| validate::message_id("beforeId", id))
+            .transpose()?;
         let limit = limit
-            .map(|l| l.parse::<i64>().map(Value::from).map_err(|_| ChatError::invalid("limit must be an integer of at least 1")))
+            .map(|l| {
+                l.parse::<i64>()
+                    .map(Value::from)
+                    .map_err(|_| ChatError::invalid("limit must be an integer of at least 1"))
+            })
             .transpose()?;
         let limit = validate::history_limit(limit.as_ref())?;
         let meta = self.threads.require(thread).await?;
-        self.policy.check_access(&Request { action: Action::History, actor, thread: &meta }).await?;
-        let page = self.store.history_with_receipts(thread, before, limit).await?;
-        self.events.publish(ChatEvent::new("admin_viewed_thread", &actor.user_id).thread(thread));
+        self.policy
+            .check_access(&Request {
+                action: Action::History,
+                actor,
+                thread: &meta,
+            })
+            .await?;
+        let page = self
+            .store
+            .history_with_receipts(thread, before, limit)
+            .await?;
+        self.events
+            .publish(ChatEvent::new("admin_viewed_thread", &actor.user_id).thread(thread));
         Ok(page)
     }
 }

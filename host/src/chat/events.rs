@@ -35,7 +35,14 @@ pub struct ChatEvent {
 impl ChatEvent {
     /// An event of `kind` caused by `user` now.
     pub fn new(kind: &'static str, user: &str) -> Self {
-        Self { kind, user_id: user.to_owned(), thread_id: None, message_id: None, subject_id: None, at_ms: now_ms() }
+        Self {
+            kind,
+            user_id: user.to_owned(),
+            thread_id: None,
+            message_id: None,
+            subject_id: None,
+            at_ms: now_ms(),
+        }
     }
 
     /// Sets the thread.
@@ -57,7 +64,10 @@ impl ChatEvent {
     }
 
     fn to_entry(&self) -> StreamEntry {
-        let mut fields = vec![("userId".to_owned(), self.user_id.clone()), ("at".to_owned(), self.at_ms.to_string())];
+        let mut fields = vec![
+            ("userId".to_owned(), self.user_id.clone()),
+            ("at".to_owned(), self.at_ms.to_string()),
+        ];
         if let Some(thread) = &self.thread_id {
             fields.push(("threadId".into(), thread.clone()));
         }
@@ -67,7 +77,10 @@ impl ChatEvent {
         if let Some(subject) = &self.subject_id {
             fields.push(("subjectId".into(), subject.clone()));
         }
-        StreamEntry { kind: self.kind.to_owned(), fields }
+        StreamEntry {
+            kind: self.kind.to_owned(),
+            fields,
+        }
     }
 }
 
@@ -86,7 +99,10 @@ pub struct EventBus {
 impl EventBus {
     /// Starts the writer task that appends events to `state`'s stream and shows
     /// them to `observers`.
-    pub fn start(state: Arc<dyn StateStore>, observers: Vec<Arc<dyn EventObserver>>) -> (Self, JoinHandle<()>) {
+    pub fn start(
+        state: Arc<dyn StateStore>,
+        observers: Vec<Arc<dyn EventObserver>>,
+    ) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let stop = CancellationToken::new();
         let writer = tokio::spawn(write_events(rx, state, observers, stop.clone()));
@@ -129,7 +145,9 @@ async fn write_events(
         }
         let entries: Vec<StreamEntry> = batch.drain(..).map(|e| e.to_entry()).collect();
         match state.append_events(&entries).await {
-            Ok(()) => metrics::counter!("chat_events_written_total").increment(entries.len() as u64),
+            Ok(()) => {
+                metrics::counter!("chat_events_written_total").increment(entries.len() as u64)
+            }
             Err(e) => {
                 metrics::counter!("chat_events_dropped_total").increment(entries.len() as u64);
                 tracing::warn!(error = %e, count = entries.len(), "event stream write failed");
@@ -148,13 +166,21 @@ mod tests {
         let state = Arc::new(MemoryState::new());
         let (bus, writer) = EventBus::start(state.clone(), Vec::new());
         for i in 0..600 {
-            bus.publish(ChatEvent::new("message_sent", "alice").thread("t1").message(i));
+            bus.publish(
+                ChatEvent::new("message_sent", "alice")
+                    .thread("t1")
+                    .message(i),
+            );
         }
         bus.close();
         writer.await.unwrap();
         let events = state.recent_events(1000);
         assert_eq!(events.len(), 600);
         assert_eq!(events[599].kind, "message_sent");
-        assert!(events[599].fields.contains(&("messageId".into(), "599".into())));
+        assert!(
+            events[599]
+                .fields
+                .contains(&("messageId".into(), "599".into()))
+        );
     }
 }

@@ -20,5 +20,11 @@ pub fn thread_room(thread: &str) -> String {
 pub trait Fanout: Send + Sync + 'static {
     /// Sends `event` with `payload` to every socket in any of `rooms`, except `except`.
     /// Failures are logged; delivery is best effort (history keeps everything).
-    async fn emit(&self, rooms: Vec<String>, except: Option<&ConnectionId>, event: &'static str, payload: &Value);
+    async fn emit(
+        &self,
+        rooms: Vec<String>,
+        except: Option<&ConnectionId>,
+        event: &'static str,
+        payload: &Value,
+    );
 }

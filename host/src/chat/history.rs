@@ -36,14 +36,28 @@ impl ChatService {
     pub async fn history(&self, actor: &Actor, payload: Value) -> Result<HistoryPage, ChatError> {
         let p: HistoryPayload = validate::payload(payload)?;
         validate::id("threadId", &p.thread_id)?;
-        let before = p.before_id.as_deref().map(|id| validate::message_id("beforeId", id)).transpose()?;
+        let before = p
+            .before_id
+            .as_deref()
+            .map(|id| validate::message_id("beforeId", id))
+            .transpose()?;
         let limit = validate::history_limit(p.limit.as_ref())?;
         let thread = self.threads.require(&p.thread_id).await?;
-        self.policy.check_access(&Request { action: Action::History, actor, thread: &thread }).await?;
+        self.policy
+            .check_access(&Request {
+                action: Action::History,
+                actor,
+                thread: &thread,
+            })
+            .await?;
         let page = self.store.history(&thread.id, before, limit).await?;
         if !thread.has_participant(&actor.user_id) {
-            self.events.publish(ChatEvent::new("admin_viewed_thread", &actor.user_id).thread(&thread.id));
+            self.events
+                .publish(ChatEvent::new("admin_viewed_thread", &actor.user_id).thread(&thread.id));
         }
-        Ok(HistoryPage { messages: page.items.iter().map(MessageView::from).collect(), has_more: page.has_more })
+        Ok(HistoryPage {
+            messages: page.items.iter().map(MessageView::from).collect(),
+            has_more: page.has_more,
+        })
     }
 }

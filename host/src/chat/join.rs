@@ -67,11 +67,22 @@ impl ChatService {
         let ThreadRef { thread_id } = validate::payload(payload)?;
         validate::id("threadId", &thread_id)?;
         let thread = self.threads.require(&thread_id).await?;
-        self.policy.check_access(&Request { action: Action::Join, actor, thread: &thread }).await?;
+        self.policy
+            .check_access(&Request {
+                action: Action::Join,
+                actor,
+                thread: &thread,
+            })
+            .await?;
         let read_only = !thread.has_participant(&actor.user_id);
         let view = self.thread_view(&thread, actor, read_only).await?;
-        let kind = if read_only { "admin_viewed_thread" } else { "thread_joined" };
-        self.events.publish(ChatEvent::new(kind, &actor.user_id).thread(&thread.id));
+        let kind = if read_only {
+            "admin_viewed_thread"
+        } else {
+            "thread_joined"
+        };
+        self.events
+            .publish(ChatEvent::new(kind, &actor.user_id).thread(&thread.id));
         Ok(Joined { thread: view })
     }
 
@@ -82,7 +93,12 @@ impl ChatService {
         Ok(thread_id)
     }
 
-    async fn thread_view(&self, thread: &ThreadMeta, actor: &Actor, read_only: bool) -> Result<ThreadView, ChatError> {
+    async fn thread_view(
+        &self,
+        thread: &ThreadMeta,
+        actor: &Actor,
+        read_only: bool,
+    ) -> Result<ThreadView, ChatError> {
         let ids: Vec<String> = thread.participant_ids().map(str::to_owned).collect();
         let (activity, online) = tokio::join!(
             self.store.thread_activity(&thread.id, &actor.user_id),
@@ -103,7 +119,12 @@ impl ChatService {
                 avatar_url: p.avatar_url.clone(),
                 role: p.role.clone(),
                 online,
-                last_read_message_id: activity.last_reads.get(&p.user_id).copied().flatten().map(|id| id.to_string()),
+                last_read_message_id: activity
+                    .last_reads
+                    .get(&p.user_id)
+                    .copied()
+                    .flatten()
+                    .map(|id| id.to_string()),
             })
             .collect();
         Ok(ThreadView {

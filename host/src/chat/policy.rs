@@ -66,7 +66,8 @@ pub struct RateLimit {
 impl RateLimit {
     /// True if `self` allows fewer actions per unit of time than `other`.
     pub fn stricter_than(&self, other: &RateLimit) -> bool {
-        u128::from(self.limit) * other.window.as_millis() < u128::from(other.limit) * self.window.as_millis()
+        u128::from(self.limit) * other.window.as_millis()
+            < u128::from(other.limit) * self.window.as_millis()
     }
 }
 
@@ -112,12 +113,13 @@ impl Policy for ParticipantAccess {
     }
 
     async fn access(&self, req: &Request<'_>) -> Verdict {
-        if req.thread.has_participant(&req.actor.user_id) {
-            Verdict::Allow
-        } else if req.actor.role == Role::Admin && req.action.is_read_only() {
+        let participant = req.thread.has_participant(&req.actor.user_id);
+        if participant || (req.actor.role == Role::Admin && req.action.is_read_only()) {
             Verdict::Allow
         } else if req.actor.role == Role::Admin {
-            Verdict::Deny("admins read threads they are not part of; they cannot write to them".into())
+            Verdict::Deny(
+                "admins read threads they are not part of; they cannot write to them".into(),
+            )
         } else {
             Verdict::Deny("you are not a participant of this thread".into())
         }
@@ -158,7 +160,10 @@ impl PolicyChain {
             window: Duration::from_secs(60),
         };
         Self {
-            policies: vec![Arc::new(ParticipantAccess), Arc::new(DefaultRateLimit(default_limit))],
+            policies: vec![
+                Arc::new(ParticipantAccess),
+                Arc::new(DefaultRateLimit(default_limit)),
+            ],
             default_limit,
         }
     }
@@ -178,17 +183,21 @@ impl PolicyChain {
     pub async fn rate_limit(&self, req: &Request<'_>) -> RateLimit {
         let mut strictest: Option<RateLimit> = None;
         for policy in &self.policies {
-            if let Some(limit) = policy.rate_limit(req).await {
-                if strictest.is_none_or(|s| limit.stricter_than(&s)) {
-                    strictest = Some(limit);
-                }
+            if let Some(limit) = policy.rate_limit(req).await
+                && strictest.is_none_or(|s| limit.stricter_than(&s))
+            {
+                strictest = Some(limit);
             }
         }
         strictest.unwrap_or(self.default_limit)
     }
 
     /// Runs the message hooks in order; each sees the previous rewrite; a reject stops.
-    pub async fn run_hooks(&self, req: &Request<'_>, mut body: String) -> Result<String, ChatError> {
+    pub async fn run_hooks(
+        &self,
+        req: &Request<'_>,
+        mut body: String,
+    ) -> Result<String, ChatError> {
         for policy in &self.policies {
             match policy.message_hook(req, &body).await {
                 HookVerdict::Pass => {}
@@ -206,22 +215,48 @@ mod tests {
     use crate::chat::model::ParticipantProfile;
 
     fn thread() -> ThreadMeta {
-        let p = |id: &str| ParticipantProfile { user_id: id.into(), display_name: id.into(), avatar_url: None, role: "client".into() };
-        ThreadMeta { id: "t".into(), title: "t".into(), created_at_ms: 0, participants: vec![p("alice"), p("bob")] }
+        let p = |id: &str| ParticipantProfile {
+            user_id: id.into(),
+            display_name: id.into(),
+            avatar_url: None,
+            role: "client".into(),
+        };
+        ThreadMeta {
+            id: "t".into(),
+            title: "t".into(),
+            created_at_ms: 0,
+            participants: vec![p("alice"), p("bob")],
+        }
     }
 
     fn actor(id: &str, role: Role) -> Actor {
-        Actor { user_id: id.into(), role, connection: None }
+        Actor {
+            user_id: id.into(),
+            role,
+            connection: None,
+        }
     }
 
     #[tokio::test]
     async fn participants_act_admins_read_others_are_refused() {
-        let chain = PolicyChain::builtin(Limits { max_body_chars: 10, messages_per_minute: 25 });
+        let chain = PolicyChain::builtin(Limits {
+            max_body_chars: 10,
+            messages_per_minute: 25,
+        });
         let t = thread();
         let check = |a: Actor, action| {
             let chain = &chain;
             let t = &t;
-            async move { chain.check_access(&Request { action, actor: &a, thread: t }).await.is_ok() }
+            async move {
+                chain
+                    .check_access(&Request {
+                        action,
+                        actor: &a,
+                        thread: t,
+                    })
+                    .await
+                    .is_ok()
+            }
         };
         assert!(check(actor("alice", Role::Client), Action::Send).await);
         assert!(check(actor("root", Role::Admin), Action::Join).await);
@@ -239,25 +274,51 @@ mod tests {
             "strict"
         }
         async fn rate_limit(&self, _req: &Request<'_>) -> Option<RateLimit> {
-            Some(RateLimit { limit: 5, window: Duration::from_secs(10) })
+            Some(RateLimit {
+                limit: 5,
+                window: Duration::from_secs(10),
+            })
         }
         async fn message_hook(&self, _req: &Request<'_>, body: &str) -> HookVerdict {
-            if body.contains("forbidden") { HookVerdict::Reject("no".into()) } else { HookVerdict::Rewrite(body.to_uppercase()) }
+            if body.contains("forbidden") {
+                HookVerdict::Reject("no".into())
+            } else {
+                HookVerdict::Rewrite(body.to_uppercase())
+            }
         }
     }
 
     #[tokio::test]
     async fn strictest_limit_wins_and_hooks_chain() {
-        let mut chain = PolicyChain::builtin(Limits { max_body_chars: 10, messages_per_minute: 25 });
+        let mut chain = PolicyChain::builtin(Limits {
+            max_body_chars: 10,
+            messages_per_minute: 25,
+        });
         let (t, a) = (thread(), actor("alice", Role::Client));
-        let req = Request { action: Action::Send, actor: &a, thread: &t };
+        let req = Request {
+            action: Action::Send,
+            actor: &a,
+            thread: &t,
+        };
         assert_eq!(chain.rate_limit(&req).await.limit, 25);
         chain.policies.push(Arc::new(Strict)); // 30/min beats 25/min? no: 5 per 10 s is 30/min
         assert_eq!(chain.rate_limit(&req).await.limit, 25);
         chain.default_limit.limit = 40;
-        chain.policies[1] = Arc::new(DefaultRateLimit(RateLimit { limit: 40, window: Duration::from_secs(60) }));
-        assert_eq!(chain.rate_limit(&req).await, RateLimit { limit: 5, window: Duration::from_secs(10) });
+        chain.policies[1] = Arc::new(DefaultRateLimit(RateLimit {
+            limit: 40,
+            window: Duration::from_secs(60),
+        }));
+        assert_eq!(
+            chain.rate_limit(&req).await,
+            RateLimit {
+                limit: 5,
+                window: Duration::from_secs(10)
+            }
+        );
         assert_eq!(chain.run_hooks(&req, "hi".into()).await.unwrap(), "HI");
-        assert!(matches!(chain.run_hooks(&req, "forbidden".into()).await, Err(ChatError::Rejected(_))));
+        assert!(matches!(
+            chain.run_hooks(&req, "forbidden".into()).await,
+            Err(ChatError::Rejected(_))
+        ));
     }
 }

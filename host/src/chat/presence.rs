@@ -28,14 +28,22 @@ pub struct LocalPresence {
 
 impl Default for LocalPresence {
     fn default() -> Self {
-        Self { counts: Mutex::default(), total: tokio::sync::watch::channel(0).0 }
+        Self {
+            counts: Mutex::default(),
+            total: tokio::sync::watch::channel(0).0,
+        }
     }
 }
 
 impl LocalPresence {
     /// Counts a user's connection (for refresh) and one connection to settle at shutdown.
     fn add(&self, user: &str) {
-        *self.counts.lock().unwrap_or_else(|e| e.into_inner()).entry(user.to_owned()).or_default() += 1;
+        *self
+            .counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(user.to_owned())
+            .or_default() += 1;
         self.total.send_modify(|t| *t += 1);
     }
 
@@ -77,7 +85,11 @@ impl ChatService {
     pub async fn connect(&self, actor: &Actor) -> Arrival {
         self.presence.add(&actor.user_id);
         metrics::gauge!("chat_connections").increment(1.0);
-        match self.state.presence_connect(&actor.user_id, PRESENCE_TTL).await {
+        match self
+            .state
+            .presence_connect(&actor.user_id, PRESENCE_TTL)
+            .await
+        {
             Ok(1) => self.announce(&actor.user_id, true).await,
             Ok(_) => {}
             Err(e) => tracing::warn!(user = %actor.user_id, error = %e, "presence not counted"),
@@ -92,15 +104,30 @@ impl ChatService {
         let queued = batch
             .messages
             .iter()
-            .filter_map(|raw| serde_json::from_str(raw).inspect_err(|e| tracing::warn!(error = %e, "bad queued message")).ok())
+            .filter_map(|raw| {
+                serde_json::from_str(raw)
+                    .inspect_err(|e| tracing::warn!(error = %e, "bad queued message"))
+                    .ok()
+            })
             .collect();
-        Arrival { queued, resync_threads: batch.resync_threads }
+        Arrival {
+            queued,
+            resync_threads: batch.resync_threads,
+        }
     }
 
     /// The queued messages of `arrival` reached the user's socket: set `deliveredAt`.
     pub async fn delivered(&self, actor: &Actor, arrival: &Arrival) {
-        let ids: Vec<i64> = arrival.queued.iter().filter_map(|m| m.id.parse().ok()).collect();
-        if let Err(e) = self.store.mark_delivered(&actor.user_id, &ids, now_ms()).await {
+        let ids: Vec<i64> = arrival
+            .queued
+            .iter()
+            .filter_map(|m| m.id.parse().ok())
+            .collect();
+        if let Err(e) = self
+            .store
+            .mark_delivered(&actor.user_id, &ids, now_ms())
+            .await
+        {
             tracing::warn!(user = %actor.user_id, error = %e, "deliveredAt not recorded");
         }
     }
@@ -111,7 +138,9 @@ impl ChatService {
         match self.state.presence_disconnect(&actor.user_id).await {
             Ok(0) => self.announce(&actor.user_id, false).await,
             Ok(_) => {}
-            Err(e) => tracing::warn!(user = %actor.user_id, error = %e, "presence not decremented; it expires by TTL"),
+            Err(e) => {
+                tracing::warn!(user = %actor.user_id, error = %e, "presence not decremented; it expires by TTL")
+            }
         }
         // Last, so shutdown waits for the announcement too.
         self.presence.settle();
@@ -119,7 +148,14 @@ impl ChatService {
     }
 
     async fn announce(&self, user: &str, online: bool) {
-        self.events.publish(ChatEvent::new(if online { "user_online" } else { "user_offline" }, user));
+        self.events.publish(ChatEvent::new(
+            if online {
+                "user_online"
+            } else {
+                "user_offline"
+            },
+            user,
+        ));
         let threads = match self.store.threads_of_user(user).await {
             Ok(threads) if !threads.is_empty() => threads,
             Ok(_) => return,
@@ -133,14 +169,18 @@ impl ChatService {
             payload["lastSeenAt"] = json!(rfc3339(now_ms()));
         }
         let rooms = threads.iter().map(|t| thread_room(t)).collect();
-        self.fanout.emit(rooms, None, "chat:presence", &payload).await;
+        self.fanout
+            .emit(rooms, None, "chat:presence", &payload)
+            .await;
     }
 
     /// Waits until every counted connection of this instance was disconnected
     /// (their users' presence decremented and announced), or `limit` passes.
     pub async fn all_disconnected(&self, limit: Duration) -> bool {
         let mut total = self.presence.total.subscribe();
-        tokio::time::timeout(limit, total.wait_for(|n| *n <= 0)).await.is_ok_and(|r| r.is_ok())
+        tokio::time::timeout(limit, total.wait_for(|n| *n <= 0))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Keeps the presence of this instance's users alive until `stop`.

@@ -36,11 +36,24 @@ impl ChatService {
         validate::id("threadId", &p.thread_id)?;
         let message_id = validate::message_id("messageId", &p.message_id)?;
         let thread = self.threads.require(&p.thread_id).await?;
-        self.policy.check_access(&Request { action: Action::Read, actor, thread: &thread }).await?;
+        self.policy
+            .check_access(&Request {
+                action: Action::Read,
+                actor,
+                thread: &thread,
+            })
+            .await?;
         let now = now_ms();
-        let (mark, moved) = match self.store.mark_read(&thread.id, &actor.user_id, message_id, now).await? {
+        let (mark, moved) = match self
+            .store
+            .mark_read(&thread.id, &actor.user_id, message_id, now)
+            .await?
+        {
             MarkRead::NotInThread => {
-                return Err(ChatError::NotFound(format!("message {message_id} is not in thread {}", thread.id)));
+                return Err(ChatError::NotFound(format!(
+                    "message {message_id} is not in thread {}",
+                    thread.id
+                )));
             }
             MarkRead::Marked { mark, moved } => (mark, moved),
         };
@@ -51,9 +64,22 @@ impl ChatService {
                 "messageId": mark.to_string(),
                 "readAt": rfc3339(now),
             });
-            self.fanout.emit(vec![thread_room(&thread.id)], actor.connection.as_ref(), "chat:read", &payload).await;
-            self.events.publish(ChatEvent::new("message_read", &actor.user_id).thread(&thread.id).message(mark));
+            self.fanout
+                .emit(
+                    vec![thread_room(&thread.id)],
+                    actor.connection.as_ref(),
+                    "chat:read",
+                    &payload,
+                )
+                .await;
+            self.events.publish(
+                ChatEvent::new("message_read", &actor.user_id)
+                    .thread(&thread.id)
+                    .message(mark),
+            );
         }
-        Ok(ReadMark { last_read_message_id: mark.to_string() })
+        Ok(ReadMark {
+            last_read_message_id: mark.to_string(),
+        })
     }
 }

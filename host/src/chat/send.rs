@@ -44,16 +44,24 @@ fn request_hash(thread: &str, body: &str) -> String {
     hasher.update(thread.as_bytes());
     hasher.update([0]);
     hasher.update(body.as_bytes());
-    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A repeated `clientMessageId` returns the stored message only for the same thread
 /// and body as first asked (message hooks may have rewritten the stored body).
 fn replay(existing: Message, hash: &str) -> Result<Sent, ChatError> {
     if existing.request_hash.as_deref() == Some(hash) {
-        Ok(Sent { message: MessageView::from(&existing) })
+        Ok(Sent {
+            message: MessageView::from(&existing),
+        })
     } else {
-        Err(ChatError::invalid("clientMessageId was already used for another message"))
+        Err(ChatError::invalid(
+            "clientMessageId was already used for another message",
+        ))
     }
 }
 
@@ -66,37 +74,62 @@ impl ChatService {
         let body = validate::body(&p.body, self.limits.max_body_chars)?;
         let hash = request_hash(&p.thread_id, &body);
         let thread = self.threads.require(&p.thread_id).await?;
-        let req = Request { action: Action::Send, actor, thread: &thread };
+        let req = Request {
+            action: Action::Send,
+            actor,
+            thread: &thread,
+        };
         self.policy.check_access(&req).await?;
 
-        if let Some(existing) = self.store.message_by_client_id(&actor.user_id, &p.client_message_id).await? {
+        if let Some(existing) = self
+            .store
+            .message_by_client_id(&actor.user_id, &p.client_message_id)
+            .await?
+        {
             return replay(existing, &hash);
         }
         let limit = self.policy.rate_limit(&req).await;
-        if let RateDecision::Limited { retry_after } =
-            self.state.rate_limit_hit(&actor.user_id, limit.limit, limit.window).await?
+        if let RateDecision::Limited { retry_after } = self
+            .state
+            .rate_limit_hit(&actor.user_id, limit.limit, limit.window)
+            .await?
         {
-            self.events.publish(ChatEvent::new("rate_limited", &actor.user_id).thread(&thread.id));
-            return Err(ChatError::RateLimited { retry_after_ms: ceil_millis(retry_after) });
+            self.events
+                .publish(ChatEvent::new("rate_limited", &actor.user_id).thread(&thread.id));
+            return Err(ChatError::RateLimited {
+                retry_after_ms: ceil_millis(retry_after),
+            });
         }
         let body = match self.policy.run_hooks(&req, body).await {
             Err(rejected @ ChatError::Rejected(_)) => {
-                self.events.publish(ChatEvent::new("plugin_rejected", &actor.user_id).thread(&thread.id));
+                self.events
+                    .publish(ChatEvent::new("plugin_rejected", &actor.user_id).thread(&thread.id));
                 return Err(rejected);
             }
             other => other?,
         };
 
-        let recipients: Vec<String> =
-            thread.participant_ids().filter(|u| *u != actor.user_id).map(str::to_owned).collect();
+        let recipients: Vec<String> = thread
+            .participant_ids()
+            .filter(|u| *u != actor.user_id)
+            .map(str::to_owned)
+            .collect();
         let online = self.state.presence_online(&recipients).await?;
         let mut receipts: Vec<NewReceipt> = recipients
             .iter()
             .zip(&online)
-            .map(|(user, online)| NewReceipt { user_id: user.clone(), delivered: *online, read: false })
+            .map(|(user, online)| NewReceipt {
+                user_id: user.clone(),
+                delivered: *online,
+                read: false,
+            })
             .collect();
         if thread.has_participant(&actor.user_id) {
-            receipts.push(NewReceipt { user_id: actor.user_id.clone(), delivered: true, read: true });
+            receipts.push(NewReceipt {
+                user_id: actor.user_id.clone(),
+                delivered: true,
+                read: true,
+            });
         }
         let new = NewMessage {
             thread_id: thread.id.clone(),
@@ -113,24 +146,55 @@ impl ChatService {
         };
         let view = MessageView::from(&message);
 
-        let offline: Vec<String> = recipients.into_iter().zip(online).filter(|(_, on)| !on).map(|(u, _)| u).collect();
+        let offline: Vec<String> = recipients
+            .into_iter()
+            .zip(online)
+            .filter(|(_, on)| !on)
+            .map(|(u, _)| u)
+            .collect();
         if !offline.is_empty() {
             let json = serde_json::to_string(&view).map_err(|e| ChatError::Internal(e.into()))?;
             match self.state.offline_push(&offline, &thread.id, &json).await {
-                Ok(()) => metrics::counter!("chat_offline_queued_total").increment(offline.len() as u64),
-                Err(e) => tracing::warn!(error = %e, message = message.id, "offline queue not written; history has the message"),
+                Ok(()) => {
+                    metrics::counter!("chat_offline_queued_total").increment(offline.len() as u64)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, message = message.id, "offline queue not written; history has the message")
+                }
             }
         }
         let mut rooms: Vec<String> = thread.participant_ids().map(user_room).collect();
         rooms.push(thread_room(&thread.id));
-        self.fanout.emit(rooms, actor.connection.as_ref(), "chat:message", &json!({ "message": view })).await;
+        self.fanout
+            .emit(
+                rooms,
+                actor.connection.as_ref(),
+                "chat:message",
+                &json!({ "message": view }),
+            )
+            .await;
 
-        if matches!(self.state.typing_stop(&thread.id, &actor.user_id).await, Ok(true)) {
-            let payload = json!({ "threadId": thread.id, "userId": actor.user_id, "isTyping": false });
-            self.fanout.emit(vec![thread_room(&thread.id)], actor.connection.as_ref(), "chat:typing", &payload).await;
+        if matches!(
+            self.state.typing_stop(&thread.id, &actor.user_id).await,
+            Ok(true)
+        ) {
+            let payload =
+                json!({ "threadId": thread.id, "userId": actor.user_id, "isTyping": false });
+            self.fanout
+                .emit(
+                    vec![thread_room(&thread.id)],
+                    actor.connection.as_ref(),
+                    "chat:typing",
+                    &payload,
+                )
+                .await;
         }
         metrics::counter!("chat_messages_sent_total").increment(1);
-        self.events.publish(ChatEvent::new("message_sent", &actor.user_id).thread(&thread.id).message(message.id));
+        self.events.publish(
+            ChatEvent::new("message_sent", &actor.user_id)
+                .thread(&thread.id)
+                .message(message.id),
+        );
         Ok(Sent { message: view })
     }
 }

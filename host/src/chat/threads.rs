@@ -32,7 +32,9 @@ impl ThreadDirectory {
                 Err(e) => tracing::warn!(thread, error = %e, "unreadable cached thread metadata"),
             },
             Ok(None) => {}
-            Err(e) => tracing::warn!(thread, error = %e, "thread cache unavailable; reading the database"),
+            Err(e) => {
+                tracing::warn!(thread, error = %e, "thread cache unavailable; reading the database")
+            }
         }
         let meta = self
             .store
@@ -40,7 +42,10 @@ impl ThreadDirectory {
             .await?
             .ok_or_else(|| ChatError::NotFound(format!("thread {thread} does not exist")))?;
         if let Ok(json) = serde_json::to_string(&meta)
-            && let Err(e) = self.state.thread_meta_put(thread, &json, THREAD_META_TTL).await
+            && let Err(e) = self
+                .state
+                .thread_meta_put(thread, &json, THREAD_META_TTL)
+                .await
         {
             tracing::warn!(thread, error = %e, "could not cache thread metadata");
         }

@@ -33,14 +33,30 @@ impl ChatService {
         let p: TypingPayload = validate::payload(payload)?;
         validate::id("threadId", &p.thread_id)?;
         let thread = self.threads.require(&p.thread_id).await?;
-        self.policy.check_access(&Request { action: Action::Typing, actor, thread: &thread }).await?;
+        self.policy
+            .check_access(&Request {
+                action: Action::Typing,
+                actor,
+                thread: &thread,
+            })
+            .await?;
         if p.is_typing {
-            self.state.typing_start(&thread.id, &actor.user_id, TYPING_TTL).await?;
+            self.state
+                .typing_start(&thread.id, &actor.user_id, TYPING_TTL)
+                .await?;
         } else {
             self.state.typing_stop(&thread.id, &actor.user_id).await?;
         }
-        let payload = json!({ "threadId": thread.id, "userId": actor.user_id, "isTyping": p.is_typing });
-        self.fanout.emit(vec![thread_room(&thread.id)], actor.connection.as_ref(), "chat:typing", &payload).await;
+        let payload =
+            json!({ "threadId": thread.id, "userId": actor.user_id, "isTyping": p.is_typing });
+        self.fanout
+            .emit(
+                vec![thread_room(&thread.id)],
+                actor.connection.as_ref(),
+                "chat:typing",
+                &payload,
+            )
+            .await;
         Ok(Done {})
     }
 }

@@ -67,7 +67,9 @@ pub fn client_message_id(value: &str) -> Result<(), ChatError> {
     if (1..=64).contains(&value.chars().count()) {
         Ok(())
     } else {
-        Err(ChatError::invalid("clientMessageId must be 1-64 characters"))
+        Err(ChatError::invalid(
+            "clientMessageId must be 1-64 characters",
+        ))
     }
 }
 

@@ -9,5 +9,7 @@ wasmtime::component::bindgen!({
     world: "chat:plugin/plugin",
 });
 
-pub use chat::plugin::types::{Action, Actor, Event, HookVerdict, LogLevel, RateLimit, Request, Role, ThreadInfo, Verdict};
+pub use chat::plugin::types::{
+    Action, Actor, Event, HookVerdict, LogLevel, RateLimit, Request, Role, ThreadInfo, Verdict,
+};
 pub use exports::chat::plugin::{access, events, message_hook, rate_limit};

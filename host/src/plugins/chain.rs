@@ -22,7 +22,10 @@ pub const MAX_REASON: usize = 1024;
 /// Longest window a plugin may set.
 const MAX_WINDOW: Duration = Duration::from_secs(24 * 3600);
 /// The policy of a failing rate-limit plugin whose fail policy is `closed`.
-const CLOSED_RATE_LIMIT: RateLimit = RateLimit { limit: 1, window: Duration::from_secs(60) };
+const CLOSED_RATE_LIMIT: RateLimit = RateLimit {
+    limit: 1,
+    window: Duration::from_secs(60),
+};
 /// Events waiting for the events plugins before new ones are dropped (and counted).
 const EVENT_QUEUE: usize = 4096;
 
@@ -37,7 +40,10 @@ pub struct PluginPolicy {
 impl PluginPolicy {
     /// A link over the registry's current plugins; rewrites may not exceed `max_body_chars`.
     pub fn new(registry: Arc<PluginRegistry>, max_body_chars: usize) -> Self {
-        Self { registry, max_body_chars }
+        Self {
+            registry,
+            max_body_chars,
+        }
     }
 }
 
@@ -67,7 +73,10 @@ fn to_wit(req: &Request<'_>) -> wit::Request {
 
 fn reason(plugin: &LoadedPlugin, hook: &'static str, text: String) -> Result<String, Fault> {
     if text.len() > MAX_REASON {
-        return Err(plugin.bad_result(hook, format!("a reason of {} bytes (limit {MAX_REASON})", text.len())));
+        return Err(plugin.bad_result(
+            hook,
+            format!("a reason of {} bytes (limit {MAX_REASON})", text.len()),
+        ));
     }
     Ok(text)
 }
@@ -120,12 +129,18 @@ impl Policy for PluginPolicy {
             return HookVerdict::Pass;
         }
         let (request, body, max) = (to_wit(req), body.to_owned(), self.max_body_chars);
-        off_workers(HookVerdict::Pass, move || message_hook_chain(&plugins, &request, &body, max)).await
+        off_workers(HookVerdict::Pass, move || {
+            message_hook_chain(&plugins, &request, &body, max)
+        })
+        .await
     }
 }
 
 /// Runs a chain on the blocking pool; if that task dies, `fallback` (logged).
-async fn off_workers<T: Send + 'static>(fallback: T, chain: impl FnOnce() -> T + Send + 'static) -> T {
+async fn off_workers<T: Send + 'static>(
+    fallback: T,
+    chain: impl FnOnce() -> T + Send + 'static,
+) -> T {
     match tokio::task::spawn_blocking(chain).await {
         Ok(result) => result,
         Err(e) => {
@@ -154,7 +169,10 @@ fn access_chain(plugins: &[Arc<LoadedPlugin>], request: &wit::Request) -> Verdic
             }
             Err(_) => {
                 if let Some(deny) = on_fault(plugin, "access", || {
-                    Verdict::Deny(format!("the policy plugin {} failed; access is refused", plugin.name()))
+                    Verdict::Deny(format!(
+                        "the policy plugin {} failed; access is refused",
+                        plugin.name()
+                    ))
                 }) {
                     return deny;
                 }
@@ -174,14 +192,26 @@ fn rate_limit_chain(plugins: &[Arc<LoadedPlugin>], request: &wit::Request) -> Op
             })
             .and_then(|policy| match policy {
                 None => Ok(None),
-                Some(p) if p.limit >= 1 && (1..=MAX_WINDOW.as_millis() as u64).contains(&p.window_ms) => {
-                    Ok(Some(RateLimit { limit: p.limit, window: Duration::from_millis(p.window_ms) }))
+                Some(p)
+                    if p.limit >= 1
+                        && (1..=MAX_WINDOW.as_millis() as u64).contains(&p.window_ms) =>
+                {
+                    Ok(Some(RateLimit {
+                        limit: p.limit,
+                        window: Duration::from_millis(p.window_ms),
+                    }))
                 }
-                Some(p) => Err(plugin.bad_result("rate-limit", format!("limit {} per {} ms", p.limit, p.window_ms))),
+                Some(p) => Err(plugin.bad_result(
+                    "rate-limit",
+                    format!("limit {} per {} ms", p.limit, p.window_ms),
+                )),
             });
         let limit = match outcome {
             Ok(limit) => {
-                plugin.stats.verdict("rate-limit", if limit.is_some() { "policy" } else { "none" });
+                plugin.stats.verdict(
+                    "rate-limit",
+                    if limit.is_some() { "policy" } else { "none" },
+                );
                 limit
             }
             Err(_) => on_fault(plugin, "rate-limit", || CLOSED_RATE_LIMIT),
@@ -195,9 +225,17 @@ fn rate_limit_chain(plugins: &[Arc<LoadedPlugin>], request: &wit::Request) -> Op
     strictest
 }
 
-fn message_hook_chain(plugins: &[Arc<LoadedPlugin>], request: &wit::Request, body: &str, max_chars: usize) -> HookVerdict {
+fn message_hook_chain(
+    plugins: &[Arc<LoadedPlugin>],
+    request: &wit::Request,
+    body: &str,
+    max_chars: usize,
+) -> HookVerdict {
     let mut current: Option<String> = None;
-    for plugin in plugins.iter().filter(|p| p.enabled() && p.hooks.message_hook) {
+    for plugin in plugins
+        .iter()
+        .filter(|p| p.enabled() && p.hooks.message_hook)
+    {
         let text = current.as_deref().unwrap_or(body);
         let outcome = plugin
             .call("message-hook", |w| {
@@ -206,11 +244,14 @@ fn message_hook_chain(plugins: &[Arc<LoadedPlugin>], request: &wit::Request, bod
             })
             .and_then(|v| match v {
                 WitHook::Pass => Ok(HookVerdict::Pass),
-                WitHook::Reject(why) => reason(plugin, "message-hook", why).map(HookVerdict::Reject),
+                WitHook::Reject(why) => {
+                    reason(plugin, "message-hook", why).map(HookVerdict::Reject)
+                }
                 WitHook::Rewrite(new) => {
                     let chars = new.trim().chars().count();
                     if chars == 0 || chars > max_chars {
-                        Err(plugin.bad_result("message-hook", format!("a rewrite of {chars} characters")))
+                        Err(plugin
+                            .bad_result("message-hook", format!("a rewrite of {chars} characters")))
                     } else {
                         Ok(HookVerdict::Rewrite(new.trim().to_owned()))
                     }
@@ -228,7 +269,10 @@ fn message_hook_chain(plugins: &[Arc<LoadedPlugin>], request: &wit::Request, bod
             }
             Err(_) => {
                 if let Some(reject) = on_fault(plugin, "message-hook", || {
-                    HookVerdict::Reject(format!("the message could not be checked by {}; it was not sent", plugin.name()))
+                    HookVerdict::Reject(format!(
+                        "the message could not be checked by {}; it was not sent",
+                        plugin.name()
+                    ))
                 }) {
                     return reject;
                 }
@@ -248,24 +292,30 @@ impl PluginEvents {
     /// Starts the worker thread over the registry's current plugins.
     pub fn start(registry: Arc<PluginRegistry>) -> std::io::Result<Self> {
         let (tx, rx) = sync_channel::<ChatEvent>(EVENT_QUEUE);
-        std::thread::Builder::new().name("plugin-events".into()).spawn(move || {
-            while let Ok(event) = rx.recv() {
-                let wit_event = wit::Event {
-                    kind: event.kind.to_owned(),
-                    user_id: event.user_id.clone(),
-                    thread_id: event.thread_id.clone(),
-                    message_id: event.message_id.map(|id| id.to_string()),
-                    subject_id: event.subject_id.clone(),
-                    at_ms: event.at_ms,
-                };
-                for plugin in registry.snapshot().iter().filter(|p| p.enabled() && p.hooks.events) {
-                    let _ = plugin.call("events", |w| {
-                        let (guest, store) = w.events().ok_or_else(|| missing("events"))?;
-                        guest.call_on_event(store, &wit_event)
-                    });
+        std::thread::Builder::new()
+            .name("plugin-events".into())
+            .spawn(move || {
+                while let Ok(event) = rx.recv() {
+                    let wit_event = wit::Event {
+                        kind: event.kind.to_owned(),
+                        user_id: event.user_id.clone(),
+                        thread_id: event.thread_id.clone(),
+                        message_id: event.message_id.map(|id| id.to_string()),
+                        subject_id: event.subject_id.clone(),
+                        at_ms: event.at_ms,
+                    };
+                    for plugin in registry
+                        .snapshot()
+                        .iter()
+                        .filter(|p| p.enabled() && p.hooks.events)
+                    {
+                        let _ = plugin.call("events", |w| {
+                            let (guest, store) = w.events().ok_or_else(|| missing("events"))?;
+                            guest.call_on_event(store, &wit_event)
+                        });
+                    }
                 }
-            }
-        })?;
+            })?;
         Ok(Self { tx })
     }
 }

@@ -21,12 +21,18 @@ pub fn load_one(registry: &PluginRegistry, dir: &Path, name: &str) -> Result<(),
     let manifest_path = dir.join(format!("{name}.toml"));
     let text = std::fs::read_to_string(&manifest_path)
         .map_err(|e| format!("reading {}: {e}", manifest_path.display()))?;
-    let manifest = Manifest::parse(&text).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
+    let manifest =
+        Manifest::parse(&text).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
     if manifest.name != name {
-        return Err(format!("{} names the plugin {:?}; it must be {name:?}", manifest_path.display(), manifest.name));
+        return Err(format!(
+            "{} names the plugin {:?}; it must be {name:?}",
+            manifest_path.display(),
+            manifest.name
+        ));
     }
     let wasm_path = dir.join(format!("{name}.wasm"));
-    let wasm = std::fs::read(&wasm_path).map_err(|e| format!("reading {}: {e}", wasm_path.display()))?;
+    let wasm =
+        std::fs::read(&wasm_path).map_err(|e| format!("reading {}: {e}", wasm_path.display()))?;
     registry.load(&wasm, manifest).map(drop)
 }
 
@@ -56,7 +62,11 @@ pub fn load_all(registry: &PluginRegistry, dir: &Path) -> Vec<String> {
 }
 
 /// Watches `dir` until `stop`, reloading changed plugins and unloading removed ones.
-pub fn watch(registry: Arc<PluginRegistry>, dir: PathBuf, stop: CancellationToken) -> anyhow::Result<()> {
+pub fn watch(
+    registry: Arc<PluginRegistry>,
+    dir: PathBuf,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event {
@@ -75,8 +85,10 @@ pub fn watch(registry: Arc<PluginRegistry>, dir: PathBuf, stop: CancellationToke
             };
             let mut changed = BTreeSet::new();
             let mut note = |p: PathBuf| {
-                if matches!(p.extension().and_then(|e| e.to_str()), Some("wasm" | "toml"))
-                    && let Some(stem) = p.file_stem().and_then(|s| s.to_str())
+                if matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("wasm" | "toml")
+                ) && let Some(stem) = p.file_stem().and_then(|s| s.to_str())
                 {
                     changed.insert(stem.to_owned());
                 }
@@ -105,7 +117,9 @@ pub fn watch(registry: Arc<PluginRegistry>, dir: PathBuf, stop: CancellationToke
                 match result {
                     Ok(Ok(what)) if !what.is_empty() => tracing::info!("plugin directory: {what}"),
                     Ok(Ok(_)) => {}
-                    Ok(Err(e)) => tracing::error!(error = %e, "plugin change refused; the previous version keeps serving"),
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "plugin change refused; the previous version keeps serving")
+                    }
                     Err(e) => tracing::error!(error = %e, "plugin reload task failed"),
                 }
             }

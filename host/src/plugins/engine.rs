@@ -39,7 +39,9 @@ impl PluginEngine {
             .consume_fuel(true)
             .max_wasm_stack(512 << 10)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let engine = Engine::new(&config).map_err(anyhow::Error::from).context("creating the wasmtime engine")?;
+        let engine = Engine::new(&config)
+            .map_err(anyhow::Error::from)
+            .context("creating the wasmtime engine")?;
         if let Some(dir) = &cache_dir {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
@@ -54,7 +56,11 @@ impl PluginEngine {
                 }
             })
             .context("starting the epoch ticker")?;
-        Ok(Self { engine, cache_dir, ticker_stop })
+        Ok(Self {
+            engine,
+            cache_dir,
+            ticker_stop,
+        })
     }
 
     /// The wasmtime engine.
@@ -70,9 +76,16 @@ impl PluginEngine {
         let mut hasher = Sha256::new();
         hasher.update(wasm);
         let mut engine_hash = std::hash::DefaultHasher::new();
-        std::hash::Hash::hash(&self.engine.precompile_compatibility_hash(), &mut engine_hash);
+        std::hash::Hash::hash(
+            &self.engine.precompile_compatibility_hash(),
+            &mut engine_hash,
+        );
         hasher.update(std::hash::Hasher::finish(&engine_hash).to_le_bytes());
-        let key: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let key: String = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         let path = dir.join(format!("{key}.cwasm"));
         if path.exists() {
             // SAFETY: the file was written by `Component::serialize` of an engine with the
@@ -81,12 +94,18 @@ impl PluginEngine {
             #[allow(unsafe_code)]
             match unsafe { Component::deserialize_file(&self.engine, &path) } {
                 Ok(component) => return Ok(component),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "discarding a bad cached artifact"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "discarding a bad cached artifact")
+                }
             }
         }
         let component = Component::new(&self.engine, wasm)?;
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        if let Err(e) = component.serialize().map(|bytes| std::fs::write(&tmp, bytes)).and_then(|r| Ok(r?)) {
+        if let Err(e) = component
+            .serialize()
+            .map(|bytes| std::fs::write(&tmp, bytes))
+            .and_then(|r| Ok(r?))
+        {
             tracing::warn!(error = %e, "could not cache a compiled plugin");
         } else if let Err(e) = std::fs::rename(&tmp, &path) {
             tracing::warn!(error = %e, "could not cache a compiled plugin");

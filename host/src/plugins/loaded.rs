@@ -2,8 +2,8 @@
 //! warm instances reused across calls (a failed one is discarded), and the
 //! limits armed before every call.
 
-use std::sync::Mutex;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use wasmtime::component::{Instance, InstancePre};
@@ -34,10 +34,15 @@ pub struct Hooks {
 impl Hooks {
     /// The WIT names of the exported hooks.
     pub fn names(&self) -> Vec<&'static str> {
-        [(self.access, "access"), (self.rate_limit, "rate-limit"), (self.message_hook, "message-hook"), (self.events, "events")]
-            .into_iter()
-            .filter_map(|(on, name)| on.then_some(name))
-            .collect()
+        [
+            (self.access, "access"),
+            (self.rate_limit, "rate-limit"),
+            (self.message_hook, "message-hook"),
+            (self.events, "events"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect()
     }
 }
 
@@ -98,7 +103,9 @@ impl LoadedPlugin {
             events: indices.events.is_some(),
         };
         if hooks == Hooks::default() {
-            anyhow::bail!("the component exports no hook of chat:plugin@0.1.0 (access, rate-limit, message-hook, events)");
+            anyhow::bail!(
+                "the component exports no hook of chat:plugin@0.1.0 (access, rate-limit, message-hook, events)"
+            );
         }
         let plugin = Self {
             stats: PluginStats::new(&manifest.name),
@@ -112,7 +119,11 @@ impl LoadedPlugin {
             warm: Mutex::new(Vec::new()),
         };
         let first = plugin.instantiate()?;
-        plugin.warm.lock().unwrap_or_else(|e| e.into_inner()).push(first);
+        plugin
+            .warm
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(first);
         Ok(plugin)
     }
 
@@ -128,7 +139,13 @@ impl LoadedPlugin {
 
     /// The same component with another manifest (config, limits, order...).
     pub fn with_manifest(&self, manifest: Manifest, env: Arc<PluginEnv>) -> anyhow::Result<Self> {
-        Self::new(manifest, self.wasm.clone(), self.sha256.clone(), self.pre.clone(), env)
+        Self::new(
+            manifest,
+            self.wasm.clone(),
+            self.sha256.clone(),
+            self.pre.clone(),
+            env,
+        )
     }
 
     fn instantiate(&self) -> anyhow::Result<Warm> {
@@ -136,22 +153,52 @@ impl LoadedPlugin {
             .memory_size((self.manifest.limits.memory_mb as usize) << 20)
             .trap_on_grow_failure(true)
             .build();
-        let mut store = Store::new(self.pre.engine(), PluginState::new(self.env.clone(), limits));
+        let mut store = Store::new(
+            self.pre.engine(),
+            PluginState::new(self.env.clone(), limits),
+        );
         store.limiter(|state| &mut state.limits);
         store.epoch_deadline_trap();
         self.arm(&mut store);
         let instance: Instance = self.pre.instantiate(&mut store)?;
         let i = &self.indices;
-        let access = i.access.as_ref().map(|i| i.load(&mut store, &instance)).transpose()?;
-        let rate_limit = i.rate_limit.as_ref().map(|i| i.load(&mut store, &instance)).transpose()?;
-        let message_hook = i.message_hook.as_ref().map(|i| i.load(&mut store, &instance)).transpose()?;
-        let events = i.events.as_ref().map(|i| i.load(&mut store, &instance)).transpose()?;
-        Ok(Warm { store, access, rate_limit, message_hook, events })
+        let access = i
+            .access
+            .as_ref()
+            .map(|i| i.load(&mut store, &instance))
+            .transpose()?;
+        let rate_limit = i
+            .rate_limit
+            .as_ref()
+            .map(|i| i.load(&mut store, &instance))
+            .transpose()?;
+        let message_hook = i
+            .message_hook
+            .as_ref()
+            .map(|i| i.load(&mut store, &instance))
+            .transpose()?;
+        let events = i
+            .events
+            .as_ref()
+            .map(|i| i.load(&mut store, &instance))
+            .transpose()?;
+        Ok(Warm {
+            store,
+            access,
+            rate_limit,
+            message_hook,
+            events,
+        })
     }
 
     /// Arms the per-call limits: epoch deadline and fuel.
     fn arm(&self, store: &mut Store<PluginState>) {
-        let ticks = self.manifest.limits.time_ms.div_ceil(EPOCH_TICK.as_millis() as u64).max(1);
+        let ticks = self
+            .manifest
+            .limits
+            .time_ms
+            .div_ceil(EPOCH_TICK.as_millis() as u64)
+            .max(1);
         store.set_epoch_deadline(ticks);
         let fuel = match self.manifest.limits.fuel {
             0 => u64::MAX,
@@ -171,7 +218,9 @@ impl LoadedPlugin {
         let taken = self.warm.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let mut warm = match taken {
             Some(warm) => warm,
-            None => self.instantiate().map_err(|e| self.stats.fault(hook, Fault::Instantiate(e.to_string())))?,
+            None => self
+                .instantiate()
+                .map_err(|e| self.stats.fault(hook, Fault::Instantiate(e.to_string())))?,
         };
         self.arm(&mut warm.store);
         let result = f(&mut warm);

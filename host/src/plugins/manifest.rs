@@ -48,7 +48,11 @@ impl Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { time_ms: Self::default_time_ms(), memory_mb: Self::default_memory_mb(), fuel: 0 }
+        Self {
+            time_ms: Self::default_time_ms(),
+            memory_mb: Self::default_memory_mb(),
+            fuel: 0,
+        }
     }
 }
 
@@ -94,7 +98,8 @@ impl Manifest {
 
     /// Parses and checks a manifest.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let manifest: Manifest = toml::from_str(text).map_err(|e| format!("invalid manifest: {e}"))?;
+        let manifest: Manifest =
+            toml::from_str(text).map_err(|e| format!("invalid manifest: {e}"))?;
         manifest.check()?;
         Ok(manifest)
     }
@@ -102,9 +107,15 @@ impl Manifest {
     /// Checks names and limits.
     pub fn check(&self) -> Result<(), String> {
         let name_ok = (1..=64).contains(&self.name.len())
-            && self.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            && self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if !name_ok {
-            return Err(format!("invalid plugin name {:?}: use 1-64 chars of a-z 0-9 -", self.name));
+            return Err(format!(
+                "invalid plugin name {:?}: use 1-64 chars of a-z 0-9 -",
+                self.name
+            ));
         }
         if !(1..=MAX_TIME_MS).contains(&self.limits.time_ms) {
             return Err(format!("limits.time-ms must be 1-{MAX_TIME_MS}"));
@@ -136,7 +147,14 @@ mod tests {
         .unwrap();
         assert_eq!(m.order, 100);
         assert!(m.enabled);
-        assert_eq!(m.limits, Limits { time_ms: 5, memory_mb: 16, fuel: 0 });
+        assert_eq!(
+            m.limits,
+            Limits {
+                time_ms: 5,
+                memory_mb: 16,
+                fuel: 0
+            }
+        );
         assert_eq!(m.config["reject"], "false");
     }
 

@@ -100,10 +100,13 @@ impl PluginStats {
     /// Records one call and its duration.
     pub fn call(&self, hook: &'static str, took: Duration) {
         self.calls.fetch_add(1, Ordering::Relaxed);
-        self.call_nanos.fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+        self.call_nanos
+            .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
         let plugin = self.name.clone();
-        metrics::counter!("chat_plugin_calls_total", "plugin" => plugin.clone(), "hook" => hook).increment(1);
-        metrics::histogram!("chat_plugin_call_seconds", "plugin" => plugin, "hook" => hook).record(took.as_secs_f64());
+        metrics::counter!("chat_plugin_calls_total", "plugin" => plugin.clone(), "hook" => hook)
+            .increment(1);
+        metrics::histogram!("chat_plugin_call_seconds", "plugin" => plugin, "hook" => hook)
+            .record(took.as_secs_f64());
     }
 
     /// Records a verdict.
@@ -117,13 +120,16 @@ impl PluginStats {
         self.faults.fetch_add(1, Ordering::Relaxed);
         match fault {
             Fault::Timeout => self.timeouts.fetch_add(1, Ordering::Relaxed),
-            Fault::Fuel | Fault::Memory | Fault::Trap(_) => self.traps.fetch_add(1, Ordering::Relaxed),
+            Fault::Fuel | Fault::Memory | Fault::Trap(_) => {
+                self.traps.fetch_add(1, Ordering::Relaxed)
+            }
             Fault::BadResult(_) | Fault::Instantiate(_) => 0,
         };
         tracing::warn!(plugin = %self.name, hook, fault = %fault, "plugin fault");
         metrics::counter!("chat_plugin_faults_total", "plugin" => self.name.clone(), "hook" => hook, "fault" => fault.label())
             .increment(1);
-        *self.last_fault.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{hook}: {fault}"));
+        *self.last_fault.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(format!("{hook}: {fault}"));
         fault
     }
 
@@ -144,8 +150,16 @@ impl PluginStats {
             timeouts: self.timeouts.load(Ordering::Relaxed),
             traps: self.traps.load(Ordering::Relaxed),
             fail_policy_applied: self.fail_policy.load(Ordering::Relaxed),
-            mean_call_us: if calls == 0 { 0.0 } else { nanos as f64 / calls as f64 / 1000.0 },
-            last_fault: self.last_fault.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            mean_call_us: if calls == 0 {
+                0.0
+            } else {
+                nanos as f64 / calls as f64 / 1000.0
+            },
+            last_fault: self
+                .last_fault
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 }

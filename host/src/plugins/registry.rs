@@ -43,12 +43,20 @@ impl PluginRegistry {
     pub fn new(services: Services, cache_dir: Option<PathBuf>) -> anyhow::Result<Self> {
         let engine = PluginEngine::new(cache_dir)?;
         let linker = imports::linker(engine.engine())?;
-        Ok(Self { engine, linker, services, current: RwLock::new(Arc::default()) })
+        Ok(Self {
+            engine,
+            linker,
+            services,
+            current: RwLock::new(Arc::default()),
+        })
     }
 
     /// The loaded plugins, lowest `order` first.
     pub fn snapshot(&self) -> Snapshot {
-        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// One plugin by name.
@@ -70,25 +78,35 @@ impl PluginRegistry {
     /// Blocking (compiling takes milliseconds): call from a blocking context.
     pub fn prepare(&self, wasm: &[u8], manifest: Manifest) -> Result<LoadedPlugin, String> {
         manifest.check()?;
-        let sha256: String = Sha256::digest(wasm).iter().map(|b| format!("{b:02x}")).collect();
+        let sha256: String = Sha256::digest(wasm)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         let component = self
             .engine
             .compile(wasm)
             .map_err(|e| format!("plugin {} does not compile: {e:#}", manifest.name))?;
         let pre = self.linker.instantiate_pre(&component).map_err(|e| {
-            format!("plugin {} does not match the chat:plugin@0.1.0 imports this host provides: {e:#}", manifest.name)
+            format!(
+                "plugin {} does not match the chat:plugin@0.1.0 imports this host provides: {e:#}",
+                manifest.name
+            )
         })?;
         let name = manifest.name.clone();
         let env = self.env(&manifest);
-        LoadedPlugin::new(manifest, wasm.into(), sha256, pre, env).map_err(|e| format!("plugin {name} was refused: {e:#}"))
+        LoadedPlugin::new(manifest, wasm.into(), sha256, pre, env)
+            .map_err(|e| format!("plugin {name} was refused: {e:#}"))
     }
 
     /// Installs a plugin, replacing the one of the same name.
     pub fn install(&self, plugin: LoadedPlugin) -> Arc<LoadedPlugin> {
         let plugin = Arc::new(plugin);
         let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
-        let mut next: Vec<Arc<LoadedPlugin>> =
-            current.iter().filter(|p| p.name() != plugin.name()).cloned().collect();
+        let mut next: Vec<Arc<LoadedPlugin>> = current
+            .iter()
+            .filter(|p| p.name() != plugin.name())
+            .cloned()
+            .collect();
         next.push(plugin.clone());
         next.sort_by(|a, b| (a.manifest.order, a.name()).cmp(&(b.manifest.order, b.name())));
         *current = Arc::new(next);
@@ -104,16 +122,24 @@ impl PluginRegistry {
     /// Re-installs a loaded plugin's component under a changed manifest.
     pub fn reconfigure(&self, manifest: Manifest) -> Result<Arc<LoadedPlugin>, String> {
         manifest.check()?;
-        let current = self.get(&manifest.name).ok_or_else(|| format!("no plugin named {}", manifest.name))?;
+        let current = self
+            .get(&manifest.name)
+            .ok_or_else(|| format!("no plugin named {}", manifest.name))?;
         let env = self.env(&manifest);
-        let next = current.with_manifest(manifest, env).map_err(|e| e.to_string())?;
+        let next = current
+            .with_manifest(manifest, env)
+            .map_err(|e| e.to_string())?;
         Ok(self.install(next))
     }
 
     /// Unloads a plugin; true if it was loaded.
     pub fn remove(&self, name: &str) -> bool {
         let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
-        let next: Vec<Arc<LoadedPlugin>> = current.iter().filter(|p| p.name() != name).cloned().collect();
+        let next: Vec<Arc<LoadedPlugin>> = current
+            .iter()
+            .filter(|p| p.name() != name)
+            .cloned()
+            .collect();
         let removed = next.len() != current.len();
         *current = Arc::new(next);
         if removed {

@@ -12,8 +12,8 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use crate::state::StateStore;
 use crate::audit::AuditLog;
+use crate::state::StateStore;
 
 /// Host services of one plugin, shared by all its instances.
 pub struct PluginEnv {
@@ -54,15 +54,29 @@ impl PluginState {
     /// Fresh store data for an instance of the plugin.
     pub fn new(env: Arc<PluginEnv>, limits: StoreLimits) -> Self {
         let mut wasi = WasiCtxBuilder::new();
-        wasi.stdout(LogStream { plugin: env.name.clone(), stream: "stdout" })
-            .stderr(LogStream { plugin: env.name.clone(), stream: "stderr" });
-        Self { wasi: wasi.build(), table: ResourceTable::new(), limits, env }
+        wasi.stdout(LogStream {
+            plugin: env.name.clone(),
+            stream: "stdout",
+        })
+        .stderr(LogStream {
+            plugin: env.name.clone(),
+            stream: "stderr",
+        });
+        Self {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            limits,
+            env,
+        }
     }
 }
 
 impl WasiView for PluginState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -85,7 +99,10 @@ impl StdoutStream for LogStream {
     }
 
     fn p2_stream(&self) -> Box<dyn OutputStream> {
-        Box::new(LineWriter { out: self.clone(), line: Vec::new() })
+        Box::new(LineWriter {
+            out: self.clone(),
+            line: Vec::new(),
+        })
     }
 }
 

@@ -26,9 +26,18 @@ pub struct PluginSync {
 
 impl PluginSync {
     /// Sync for `registry` over these backends.
-    pub fn new(registry: Arc<PluginRegistry>, store: Arc<dyn ChatStore>, state: Arc<dyn StateStore>) -> Self {
+    pub fn new(
+        registry: Arc<PluginRegistry>,
+        store: Arc<dyn ChatStore>,
+        state: Arc<dyn StateStore>,
+    ) -> Self {
         let instance = Alphanumeric.sample_string(&mut rand::rng(), 12);
-        Self { registry, store, state, instance }
+        Self {
+            registry,
+            store,
+            state,
+            instance,
+        }
     }
 
     /// Loads every stored plugin (after the directory's, so admin changes win).
@@ -61,8 +70,13 @@ impl PluginSync {
 
     /// Stores the plugin as loaded now and tells the other instances.
     pub async fn saved(&self, plugin: &LoadedPlugin) -> Result<(), ChatError> {
-        let manifest = toml::to_string(&plugin.manifest).map_err(|e| ChatError::Internal(e.into()))?;
-        let stored = StoredPlugin { name: plugin.manifest.name.clone(), manifest, wasm: plugin.wasm.to_vec() };
+        let manifest =
+            toml::to_string(&plugin.manifest).map_err(|e| ChatError::Internal(e.into()))?;
+        let stored = StoredPlugin {
+            name: plugin.manifest.name.clone(),
+            manifest,
+            wasm: plugin.wasm.to_vec(),
+        };
         self.store.plugin_save(&stored, now_ms()).await?;
         self.announce(&stored.name).await
     }
@@ -74,7 +88,10 @@ impl PluginSync {
     }
 
     async fn announce(&self, name: &str) -> Result<(), ChatError> {
-        Ok(self.state.publish_plugin_change(&format!("{} {name}", self.instance)).await?)
+        Ok(self
+            .state
+            .publish_plugin_change(&format!("{} {name}", self.instance))
+            .await?)
     }
 
     /// Applies the other instances' announcements until `stop`.
@@ -86,7 +103,9 @@ impl PluginSync {
                     m = changes.recv() => match m { Some(m) => m, None => return },
                     () = stop.cancelled() => return,
                 };
-                let Some((from, name)) = message.split_once(' ') else { continue };
+                let Some((from, name)) = message.split_once(' ') else {
+                    continue;
+                };
                 if from == self.instance {
                     continue;
                 }
@@ -99,8 +118,12 @@ impl PluginSync {
                     Err(e) => Err(e.to_string()),
                 };
                 match outcome {
-                    Ok(()) => tracing::info!(plugin = name, "plugin change applied from another instance"),
-                    Err(e) => tracing::error!(plugin = name, error = %e, "plugin change from another instance refused"),
+                    Ok(()) => {
+                        tracing::info!(plugin = name, "plugin change applied from another instance")
+                    }
+                    Err(e) => {
+                        tracing::error!(plugin = name, error = %e, "plugin change from another instance refused")
+                    }
                 }
             }
         });

@@ -20,7 +20,11 @@ use crate::testing::{plugin_dir, unique};
 async fn registry() -> Arc<PluginRegistry> {
     let dir = std::env::temp_dir().join(unique("chat-host-plugins"));
     std::fs::create_dir_all(&dir).unwrap();
-    let store = Arc::new(SqlStore::connect(&format!("sqlite://{}?mode=rwc", dir.join("t.db").display())).await.unwrap());
+    let store = Arc::new(
+        SqlStore::connect(&format!("sqlite://{}?mode=rwc", dir.join("t.db").display()))
+            .await
+            .unwrap(),
+    );
     let services = Services {
         state: Arc::new(MemoryState::new()),
         audit: Arc::new(AuditLog::new(store, b"k")),
@@ -32,23 +36,43 @@ async fn registry() -> Arc<PluginRegistry> {
 fn files(name: &str) -> (Vec<u8>, Manifest) {
     let dir = plugin_dir();
     let wasm = std::fs::read(dir.join(format!("{name}.wasm"))).unwrap();
-    let manifest = Manifest::parse(&std::fs::read_to_string(dir.join(format!("{name}.toml"))).unwrap()).unwrap();
+    let manifest =
+        Manifest::parse(&std::fs::read_to_string(dir.join(format!("{name}.toml"))).unwrap())
+            .unwrap();
     (wasm, manifest)
 }
 
-fn load(registry: &PluginRegistry, name: &str, edit: impl FnOnce(&mut Manifest)) -> Result<(), String> {
+fn load(
+    registry: &PluginRegistry,
+    name: &str,
+    edit: impl FnOnce(&mut Manifest),
+) -> Result<(), String> {
     let (wasm, mut manifest) = files(name);
     edit(&mut manifest);
     registry.load(&wasm, manifest).map(drop)
 }
 
 fn thread() -> ThreadMeta {
-    let p = |id: &str| ParticipantProfile { user_id: id.into(), display_name: id.into(), avatar_url: None, role: "client".into() };
-    ThreadMeta { id: "t1".into(), title: "t".into(), created_at_ms: 0, participants: vec![p("alice"), p("bob")] }
+    let p = |id: &str| ParticipantProfile {
+        user_id: id.into(),
+        display_name: id.into(),
+        avatar_url: None,
+        role: "client".into(),
+    };
+    ThreadMeta {
+        id: "t1".into(),
+        title: "t".into(),
+        created_at_ms: 0,
+        participants: vec![p("alice"), p("bob")],
+    }
 }
 
 fn alice() -> Actor {
-    Actor { user_id: "alice".into(), role: Role::Client, connection: None }
+    Actor {
+        user_id: "alice".into(),
+        role: Role::Client,
+        connection: None,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -57,10 +81,27 @@ async fn components_export_only_their_hooks_and_bad_ones_are_refused() {
     load(&r, "noop", |_| {}).unwrap();
     load(&r, "blocklist", |_| {}).unwrap();
     let hooks = |n: &str| r.get(n).unwrap().hooks;
-    assert_eq!(hooks("noop"), Hooks { access: true, rate_limit: true, message_hook: true, events: true });
-    assert_eq!(hooks("blocklist"), Hooks { access: true, ..Hooks::default() });
+    assert_eq!(
+        hooks("noop"),
+        Hooks {
+            access: true,
+            rate_limit: true,
+            message_hook: true,
+            events: true
+        }
+    );
+    assert_eq!(
+        hooks("blocklist"),
+        Hooks {
+            access: true,
+            ..Hooks::default()
+        }
+    );
     let wrong_wit = load(&r, "evil-wrong-wit", |_| {}).unwrap_err();
-    assert!(wrong_wit.contains("exports no hook of chat:plugin@0.1.0"), "{wrong_wit}");
+    assert!(
+        wrong_wit.contains("exports no hook of chat:plugin@0.1.0"),
+        "{wrong_wit}"
+    );
     let wrong_sig = load(&r, "evil-wrong-sig", |_| {}).unwrap_err();
     assert!(wrong_sig.contains("refused"), "{wrong_sig}");
     let garbage = r.load(b"\0asm garbage", files("noop").1).err().unwrap();
@@ -74,12 +115,19 @@ async fn a_runaway_plugin_is_stopped_within_its_time_limit_and_its_fail_policy_a
     load(&r, "evil-loop", |m| m.limits.time_ms = 20).unwrap();
     let policy = PluginPolicy::new(r.clone(), 4000);
     let (t, a) = (thread(), alice());
-    let req = Request { action: Action::Send, actor: &a, thread: &t };
+    let req = Request {
+        action: Action::Send,
+        actor: &a,
+        thread: &t,
+    };
     for _ in 0..3 {
         let started = Instant::now();
         let verdict = policy.access(&req).await;
         let took = started.elapsed();
-        assert!(matches!(verdict, Verdict::Deny(_)), "closed: a failing plugin denies");
+        assert!(
+            matches!(verdict, Verdict::Deny(_)),
+            "closed: a failing plugin denies"
+        );
         assert!(took < Duration::from_millis(100), "stopped after {took:?}");
     }
     let stats = r.get("evil-loop").unwrap().stats.snapshot();
@@ -90,7 +138,11 @@ async fn a_runaway_plugin_is_stopped_within_its_time_limit_and_its_fail_policy_a
         m.fail = FailPolicy::Open;
     })
     .unwrap();
-    assert_eq!(policy.access(&req).await, Verdict::Allow, "open: a failing plugin is skipped");
+    assert_eq!(
+        policy.access(&req).await,
+        Verdict::Allow,
+        "open: a failing plugin is skipped"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -100,26 +152,58 @@ async fn traps_memory_bombs_and_oversized_results_are_faults_and_instances_are_r
         load(&r, name, |m| m.fail = FailPolicy::Closed).unwrap();
     }
     let (t, a) = (thread(), alice());
-    let req = Request { action: Action::Send, actor: &a, thread: &t };
+    let req = Request {
+        action: Action::Send,
+        actor: &a,
+        thread: &t,
+    };
     let policy = PluginPolicy::new(r.clone(), 4000);
-    assert!(matches!(policy.access(&req).await, Verdict::Deny(_)), "evil-trap denies closed");
-    assert!(matches!(policy.message_hook(&req, "hello").await, HookVerdict::Reject(_)));
+    assert!(
+        matches!(policy.access(&req).await, Verdict::Deny(_)),
+        "evil-trap denies closed"
+    );
+    assert!(matches!(
+        policy.message_hook(&req, "hello").await,
+        HookVerdict::Reject(_)
+    ));
     let fault = |name: &str| r.get(name).unwrap().stats.snapshot();
     assert_eq!(fault("evil-trap").traps, 1);
     let memory = fault("evil-memory");
     let oversized = fault("evil-oversized");
-    assert!(memory.faults + oversized.faults >= 1, "the first failing hook stops the chain");
+    assert!(
+        memory.faults + oversized.faults >= 1,
+        "the first failing hook stops the chain"
+    );
 
     // Each plugin alone, to see each fault kind.
     for (name, expect) in [("evil-memory", "memory"), ("evil-oversized", "bad result")] {
         let r = registry().await;
         load(&r, name, |m| m.fail = FailPolicy::Closed).unwrap();
         let policy = PluginPolicy::new(r.clone(), 4000);
-        assert!(matches!(policy.message_hook(&req, "hello").await, HookVerdict::Reject(_)), "{name}");
+        assert!(
+            matches!(
+                policy.message_hook(&req, "hello").await,
+                HookVerdict::Reject(_)
+            ),
+            "{name}"
+        );
         let stats = r.get(name).unwrap().stats.snapshot();
-        assert!(stats.last_fault.as_deref().unwrap_or_default().contains(expect), "{name}: {stats:?}");
+        assert!(
+            stats
+                .last_fault
+                .as_deref()
+                .unwrap_or_default()
+                .contains(expect),
+            "{name}: {stats:?}"
+        );
         // A failed instance is never reused: the next call gets a fresh one and fails the same way.
-        assert!(matches!(policy.message_hook(&req, "again").await, HookVerdict::Reject(_)), "{name}");
+        assert!(
+            matches!(
+                policy.message_hook(&req, "again").await,
+                HookVerdict::Reject(_)
+            ),
+            "{name}"
+        );
         assert_eq!(r.get(name).unwrap().stats.snapshot().faults, 2, "{name}");
     }
 }
@@ -135,12 +219,19 @@ async fn example_plugins_decide() {
     load(&r, "blocklist", |_| {}).unwrap();
     let policy = PluginPolicy::new(r.clone(), 4000);
     let (t, a) = (thread(), alice());
-    let req = Request { action: Action::Send, actor: &a, thread: &t };
+    let req = Request {
+        action: Action::Send,
+        actor: &a,
+        thread: &t,
+    };
     match policy.message_hook(&req, "write to bob@example.com").await {
         HookVerdict::Rewrite(body) => assert!(!body.contains("bob@example.com"), "{body}"),
         other => panic!("{other:?}"),
     }
-    assert_eq!(policy.message_hook(&req, "hello there").await, HookVerdict::Pass);
+    assert_eq!(
+        policy.message_hook(&req, "hello there").await,
+        HookVerdict::Pass
+    );
     let limit = policy.rate_limit(&req).await.unwrap();
     assert_eq!((limit.limit, limit.window), (3, Duration::from_secs(60)));
     assert_eq!(policy.access(&req).await, Verdict::Allow);
@@ -153,15 +244,27 @@ async fn a_call_in_flight_keeps_its_version_while_a_reload_swaps_the_next_one_in
     load(&r, "noop", |m| m.version = "1".into()).unwrap();
     let before = r.snapshot();
     load(&r, "noop", |m| m.version = "2".into()).unwrap();
-    assert_eq!(before[0].manifest.version, "1", "the old snapshot still runs version 1");
+    assert_eq!(
+        before[0].manifest.version, "1",
+        "the old snapshot still runs version 1"
+    );
     assert_eq!(r.get("noop").unwrap().manifest.version, "2");
     let old = before[0].call("access", |w| {
         let (guest, store) = w.access().unwrap();
-        guest.call_check(store, &crate::plugins::bindings::Request {
-            action: crate::plugins::bindings::Action::Join,
-            actor: crate::plugins::bindings::Actor { user_id: "alice".into(), role: crate::plugins::bindings::Role::Client },
-            thread: crate::plugins::bindings::ThreadInfo { id: "t1".into(), participants: vec![] },
-        })
+        guest.call_check(
+            store,
+            &crate::plugins::bindings::Request {
+                action: crate::plugins::bindings::Action::Join,
+                actor: crate::plugins::bindings::Actor {
+                    user_id: "alice".into(),
+                    role: crate::plugins::bindings::Role::Client,
+                },
+                thread: crate::plugins::bindings::ThreadInfo {
+                    id: "t1".into(),
+                    participants: vec![],
+                },
+            },
+        )
     });
     assert!(old.is_ok(), "the old version still answers");
 }

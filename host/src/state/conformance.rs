@@ -14,8 +14,14 @@ async fn backends() -> Vec<(&'static str, Arc<dyn StateStore>)> {
     let redis = RedisState::connect(&url)
         .await
         .unwrap_or_else(|e| panic!("Redis at {url} is required for these tests: {e}"));
-    redis.ping().await.unwrap_or_else(|e| panic!("Redis at {url} does not answer: {e}"));
-    vec![("memory", Arc::new(MemoryState::new())), ("redis", Arc::new(redis))]
+    redis
+        .ping()
+        .await
+        .unwrap_or_else(|e| panic!("Redis at {url} does not answer: {e}"));
+    vec![
+        ("memory", Arc::new(MemoryState::new())),
+        ("redis", Arc::new(redis)),
+    ]
 }
 
 const TTL: Duration = Duration::from_secs(60);
@@ -26,11 +32,23 @@ async fn presence_counts_connections_across_devices() {
         let (a, b) = (unique("alice"), unique("bob"));
         assert_eq!(s.presence_connect(&a, TTL).await.unwrap(), 1, "{name}");
         assert_eq!(s.presence_connect(&a, TTL).await.unwrap(), 2, "{name}");
-        assert_eq!(s.presence_online(&[a.clone(), b.clone()]).await.unwrap(), [true, false], "{name}");
+        assert_eq!(
+            s.presence_online(&[a.clone(), b.clone()]).await.unwrap(),
+            [true, false],
+            "{name}"
+        );
         assert_eq!(s.presence_disconnect(&a).await.unwrap(), 1, "{name}");
         assert_eq!(s.presence_disconnect(&a).await.unwrap(), 0, "{name}");
-        assert_eq!(s.presence_disconnect(&a).await.unwrap(), 0, "{name}: never negative");
-        assert_eq!(s.presence_online(&[a.clone()]).await.unwrap(), [false], "{name}");
+        assert_eq!(
+            s.presence_disconnect(&a).await.unwrap(),
+            0,
+            "{name}: never negative"
+        );
+        assert_eq!(
+            s.presence_online(std::slice::from_ref(&a)).await.unwrap(),
+            [false],
+            "{name}"
+        );
     }
 }
 
@@ -38,15 +56,31 @@ async fn presence_counts_connections_across_devices() {
 async fn presence_expires_without_refresh_and_refresh_restores_it() {
     for (name, s) in backends().await {
         let a = unique("alice");
-        s.presence_connect(&a, Duration::from_millis(50)).await.unwrap();
+        s.presence_connect(&a, Duration::from_millis(50))
+            .await
+            .unwrap();
         s.presence_refresh(&[(a.clone(), 1)], TTL).await.unwrap();
-        assert_eq!(s.presence_online(&[a.clone()]).await.unwrap(), [true], "{name}");
+        assert_eq!(
+            s.presence_online(std::slice::from_ref(&a)).await.unwrap(),
+            [true],
+            "{name}"
+        );
         let b = unique("bob");
-        s.presence_connect(&b, Duration::from_millis(30)).await.unwrap();
+        s.presence_connect(&b, Duration::from_millis(30))
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(80)).await; // let the TTL lapse
-        assert_eq!(s.presence_online(&[b.clone()]).await.unwrap(), [false], "{name}: TTL");
+        assert_eq!(
+            s.presence_online(std::slice::from_ref(&b)).await.unwrap(),
+            [false],
+            "{name}: TTL"
+        );
         s.presence_refresh(&[(b.clone(), 2)], TTL).await.unwrap();
-        assert_eq!(s.presence_disconnect(&b).await.unwrap(), 1, "{name}: re-created from local count");
+        assert_eq!(
+            s.presence_disconnect(&b).await.unwrap(),
+            1,
+            "{name}: re-created from local count"
+        );
     }
 }
 
@@ -67,17 +101,28 @@ async fn offline_queue_keeps_order_trims_and_reports_overflow() {
         let (u, v) = (unique("u"), unique("v"));
         let (t1, t2) = (unique("t1"), unique("t2"));
         let msg = |thread: &str, i: usize| format!(r#"{{"threadId":"{thread}","id":"{i}"}}"#);
-        s.offline_push(&[u.clone(), v.clone()], &t1, &msg(&t1, 0)).await.unwrap();
+        s.offline_push(&[u.clone(), v.clone()], &t1, &msg(&t1, 0))
+            .await
+            .unwrap();
         for i in 1..=OFFLINE_QUEUE_MAX {
-            s.offline_push(&[u.clone()], &t2, &msg(&t2, i)).await.unwrap();
+            s.offline_push(std::slice::from_ref(&u), &t2, &msg(&t2, i))
+                .await
+                .unwrap();
         }
         let batch = s.offline_drain(&u).await.unwrap();
         assert_eq!(batch.messages.len(), OFFLINE_QUEUE_MAX, "{name}");
         assert_eq!(batch.messages[0], msg(&t2, 1), "{name}: oldest dropped");
-        assert_eq!(batch.messages.last().unwrap(), &msg(&t2, OFFLINE_QUEUE_MAX), "{name}");
+        assert_eq!(
+            batch.messages.last().unwrap(),
+            &msg(&t2, OFFLINE_QUEUE_MAX),
+            "{name}"
+        );
         assert_eq!(batch.resync_threads, vec![t1.clone()], "{name}");
         let again = s.offline_drain(&u).await.unwrap();
-        assert!(again.messages.is_empty() && again.resync_threads.is_empty(), "{name}: drained once");
+        assert!(
+            again.messages.is_empty() && again.resync_threads.is_empty(),
+            "{name}: drained once"
+        );
         let v_batch = s.offline_drain(&v).await.unwrap();
         assert_eq!(v_batch.messages, vec![msg(&t1, 0)], "{name}");
         assert!(v_batch.resync_threads.is_empty(), "{name}");
@@ -90,23 +135,39 @@ async fn rate_limit_is_an_exact_window() {
         let u = unique("u");
         let window = Duration::from_secs(60);
         for _ in 0..3 {
-            assert_eq!(s.rate_limit_hit(&u, 3, window).await.unwrap(), RateDecision::Allowed, "{name}");
+            assert_eq!(
+                s.rate_limit_hit(&u, 3, window).await.unwrap(),
+                RateDecision::Allowed,
+                "{name}"
+            );
         }
         match s.rate_limit_hit(&u, 3, window).await.unwrap() {
             RateDecision::Limited { retry_after } => {
-                assert!(retry_after > Duration::from_secs(55) && retry_after <= window, "{name}: {retry_after:?}")
+                assert!(
+                    retry_after > Duration::from_secs(55) && retry_after <= window,
+                    "{name}: {retry_after:?}"
+                )
             }
             other => panic!("{name}: {other:?}"),
         }
         // A short window frees its slot exactly when the answer says so.
         let w = unique("w");
         let short = Duration::from_millis(150);
-        assert_eq!(s.rate_limit_hit(&w, 1, short).await.unwrap(), RateDecision::Allowed, "{name}");
-        let RateDecision::Limited { retry_after } = s.rate_limit_hit(&w, 1, short).await.unwrap() else {
+        assert_eq!(
+            s.rate_limit_hit(&w, 1, short).await.unwrap(),
+            RateDecision::Allowed,
+            "{name}"
+        );
+        let RateDecision::Limited { retry_after } = s.rate_limit_hit(&w, 1, short).await.unwrap()
+        else {
             panic!("{name}: second hit allowed");
         };
         tokio::time::sleep(retry_after + Duration::from_millis(5)).await;
-        assert_eq!(s.rate_limit_hit(&w, 1, short).await.unwrap(), RateDecision::Allowed, "{name}");
+        assert_eq!(
+            s.rate_limit_hit(&w, 1, short).await.unwrap(),
+            RateDecision::Allowed,
+            "{name}"
+        );
     }
 }
 
@@ -116,7 +177,11 @@ async fn thread_meta_cache_roundtrip_and_invalidate() {
         let t = unique("t");
         assert_eq!(s.thread_meta_get(&t).await.unwrap(), None, "{name}");
         s.thread_meta_put(&t, "{\"a\":1}", TTL).await.unwrap();
-        assert_eq!(s.thread_meta_get(&t).await.unwrap().as_deref(), Some("{\"a\":1}"), "{name}");
+        assert_eq!(
+            s.thread_meta_get(&t).await.unwrap().as_deref(),
+            Some("{\"a\":1}"),
+            "{name}"
+        );
         s.thread_meta_invalidate(&t).await.unwrap();
         assert_eq!(s.thread_meta_get(&t).await.unwrap(), None, "{name}");
     }
@@ -126,10 +191,16 @@ async fn thread_meta_cache_roundtrip_and_invalidate() {
 async fn events_reach_the_stream() {
     use super::StreamEntry;
     let marker = unique("evt");
-    let entry = StreamEntry { kind: "message_sent".into(), fields: vec![("userId".into(), marker.clone())] };
+    let entry = StreamEntry {
+        kind: "message_sent".into(),
+        fields: vec![("userId".into(), marker.clone())],
+    };
 
     let memory = MemoryState::new();
-    memory.append_events(std::slice::from_ref(&entry)).await.unwrap();
+    memory
+        .append_events(std::slice::from_ref(&entry))
+        .await
+        .unwrap();
     assert_eq!(memory.recent_events(1), vec![entry.clone()]);
 
     let redis = RedisState::connect(&redis_url()).await.unwrap();
@@ -145,7 +216,10 @@ async fn events_reach_the_stream() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert!(format!("{last:?}").contains(&marker), "stream lacks the entry: {last:?}");
+    assert!(
+        format!("{last:?}").contains(&marker),
+        "stream lacks the entry: {last:?}"
+    );
 }
 
 #[tokio::test]
@@ -154,14 +228,35 @@ async fn plugin_kv_is_namespaced_and_counts_with_ttl() {
         let (p1, p2) = (unique("p1"), unique("p2"));
         assert_eq!(s.kv_get(&p1, "k").await.unwrap(), None, "{name}");
         s.kv_set(&p1, "k", "v", None).await.unwrap();
-        assert_eq!(s.kv_get(&p1, "k").await.unwrap().as_deref(), Some("v"), "{name}");
-        assert_eq!(s.kv_get(&p2, "k").await.unwrap(), None, "{name}: another plugin's namespace");
-        assert_eq!(s.kv_incr(&p1, "n", 2, Some(TTL)).await.unwrap(), 2, "{name}");
-        assert_eq!(s.kv_incr(&p1, "n", 3, Some(TTL)).await.unwrap(), 5, "{name}");
-        assert!(s.kv_incr(&p1, "k", 1, None).await.is_err(), "{name}: not an integer");
+        assert_eq!(
+            s.kv_get(&p1, "k").await.unwrap().as_deref(),
+            Some("v"),
+            "{name}"
+        );
+        assert_eq!(
+            s.kv_get(&p2, "k").await.unwrap(),
+            None,
+            "{name}: another plugin's namespace"
+        );
+        assert_eq!(
+            s.kv_incr(&p1, "n", 2, Some(TTL)).await.unwrap(),
+            2,
+            "{name}"
+        );
+        assert_eq!(
+            s.kv_incr(&p1, "n", 3, Some(TTL)).await.unwrap(),
+            5,
+            "{name}"
+        );
+        assert!(
+            s.kv_incr(&p1, "k", 1, None).await.is_err(),
+            "{name}: not an integer"
+        );
         assert!(s.kv_delete(&p1, "k").await.unwrap(), "{name}");
         assert!(!s.kv_delete(&p1, "k").await.unwrap(), "{name}");
-        s.kv_set(&p1, "short", "x", Some(Duration::from_millis(30))).await.unwrap();
+        s.kv_set(&p1, "short", "x", Some(Duration::from_millis(30)))
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(60)).await; // let the TTL lapse
         assert_eq!(s.kv_get(&p1, "short").await.unwrap(), None, "{name}: TTL");
     }

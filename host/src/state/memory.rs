@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::{
-    EVENT_STREAM_MAX, OFFLINE_QUEUE_MAX, OFFLINE_QUEUE_TTL, OfflineBatch, RateDecision,
-    StateError, StateResult, StateStore, StreamEntry,
+    EVENT_STREAM_MAX, OFFLINE_QUEUE_MAX, OFFLINE_QUEUE_TTL, OfflineBatch, RateDecision, StateError,
+    StateResult, StateStore, StreamEntry,
 };
 
 /// A value that disappears at `expires`.
@@ -19,7 +19,10 @@ struct Expiring<T> {
 
 impl<T> Expiring<T> {
     fn new(value: T, ttl: Duration) -> Self {
-        Self { value, expires: Instant::now() + ttl }
+        Self {
+            value,
+            expires: Instant::now() + ttl,
+        }
     }
     fn live(&self) -> bool {
         self.expires > Instant::now()
@@ -85,28 +88,35 @@ impl StateStore for MemoryState {
                 .filter(|e| e.live())
                 .map_or(0, |e| e.value)
                 + 1;
-            s.presence.insert(user.to_owned(), Expiring::new(count, ttl));
+            s.presence
+                .insert(user.to_owned(), Expiring::new(count, ttl));
             count
         }))
     }
 
     async fn presence_disconnect(&self, user: &str) -> StateResult<i64> {
-        Ok(self.with(|s| match s.presence.get_mut(user).filter(|e| e.live()) {
-            Some(entry) if entry.value > 1 => {
-                entry.value -= 1;
-                entry.value
-            }
-            _ => {
-                s.presence.remove(user);
-                0
-            }
-        }))
+        Ok(
+            self.with(|s| match s.presence.get_mut(user).filter(|e| e.live()) {
+                Some(entry) if entry.value > 1 => {
+                    entry.value -= 1;
+                    entry.value
+                }
+                _ => {
+                    s.presence.remove(user);
+                    0
+                }
+            }),
+        )
     }
 
     async fn presence_refresh(&self, users: &[(String, i64)], ttl: Duration) -> StateResult<()> {
         self.with(|s| {
             for (user, local) in users {
-                let count = s.presence.get(user).filter(|e| e.live()).map_or(*local, |e| e.value);
+                let count = s
+                    .presence
+                    .get(user)
+                    .filter(|e| e.live())
+                    .map_or(*local, |e| e.value);
                 s.presence.insert(user.clone(), Expiring::new(count, ttl));
             }
         });
@@ -151,7 +161,9 @@ impl StateStore for MemoryState {
                 }
                 entry.expires = Instant::now() + OFFLINE_QUEUE_TTL;
                 let queue = &mut entry.value;
-                queue.items.push_back((thread.to_owned(), message.to_owned()));
+                queue
+                    .items
+                    .push_back((thread.to_owned(), message.to_owned()));
                 while queue.items.len() > OFFLINE_QUEUE_MAX {
                     if let Some((dropped_thread, _)) = queue.items.pop_front() {
                         queue.resync.insert(dropped_thread);
@@ -163,20 +175,30 @@ impl StateStore for MemoryState {
     }
 
     async fn offline_drain(&self, user: &str) -> StateResult<OfflineBatch> {
-        Ok(self.with(|s| match s.offline.remove(user).filter(|e| e.live()) {
-            Some(entry) => OfflineBatch {
-                messages: entry.value.items.into_iter().map(|(_, m)| m).collect(),
-                resync_threads: entry.value.resync.into_iter().collect(),
-            },
-            None => OfflineBatch::default(),
-        }))
+        Ok(
+            self.with(|s| match s.offline.remove(user).filter(|e| e.live()) {
+                Some(entry) => OfflineBatch {
+                    messages: entry.value.items.into_iter().map(|(_, m)| m).collect(),
+                    resync_threads: entry.value.resync.into_iter().collect(),
+                },
+                None => OfflineBatch::default(),
+            }),
+        )
     }
 
-    async fn rate_limit_hit(&self, user: &str, limit: u32, window: Duration) -> StateResult<RateDecision> {
+    async fn rate_limit_hit(
+        &self,
+        user: &str,
+        limit: u32,
+        window: Duration,
+    ) -> StateResult<RateDecision> {
         Ok(self.with(|s| {
             let now = Instant::now();
             let hits = s.rate.entry(user.to_owned()).or_default();
-            while hits.front().is_some_and(|t| now.duration_since(*t) >= window) {
+            while hits
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= window)
+            {
                 hits.pop_front();
             }
             if hits.len() < limit as usize {
@@ -185,7 +207,9 @@ impl StateStore for MemoryState {
             }
             let oldest = hits.front().copied().unwrap_or(now);
             RateDecision::Limited {
-                retry_after: (oldest + window).saturating_duration_since(now).max(Duration::from_millis(1)),
+                retry_after: (oldest + window)
+                    .saturating_duration_since(now)
+                    .max(Duration::from_millis(1)),
             }
         }))
     }
@@ -226,42 +250,69 @@ impl StateStore for MemoryState {
         Ok(self.with(|s| live_kv(s, plugin, key).map(|(v, _)| v.clone())))
     }
 
-    async fn kv_set(&self, plugin: &str, key: &str, value: &str, ttl: Option<Duration>) -> StateResult<()> {
+    async fn kv_set(
+        &self,
+        plugin: &str,
+        key: &str,
+        value: &str,
+        ttl: Option<Duration>,
+    ) -> StateResult<()> {
         self.with(|s| {
             let expires = ttl.map(|t| Instant::now() + t);
             sweep_kv(s);
-            s.kv.insert((plugin.to_owned(), key.to_owned()), (value.to_owned(), expires));
+            s.kv.insert(
+                (plugin.to_owned(), key.to_owned()),
+                (value.to_owned(), expires),
+            );
         });
         Ok(())
     }
 
-    async fn kv_incr(&self, plugin: &str, key: &str, delta: i64, ttl: Option<Duration>) -> StateResult<i64> {
+    async fn kv_incr(
+        &self,
+        plugin: &str,
+        key: &str,
+        delta: i64,
+        ttl: Option<Duration>,
+    ) -> StateResult<i64> {
         self.with(|s| {
             let (current, expires) = match live_kv(s, plugin, key) {
                 Some((v, e)) => (
-                    v.parse::<i64>()
-                        .map_err(|_| StateError::Other(anyhow::anyhow!("value is not an integer")))?,
+                    v.parse::<i64>().map_err(|_| {
+                        StateError::Other(anyhow::anyhow!("value is not an integer"))
+                    })?,
                     *e,
                 ),
                 None => (0, None),
             };
-            let next = current.checked_add(delta).ok_or_else(|| StateError::Other(anyhow::anyhow!("overflow")))?;
+            let next = current
+                .checked_add(delta)
+                .ok_or_else(|| StateError::Other(anyhow::anyhow!("overflow")))?;
             let expires = expires.or_else(|| ttl.map(|t| Instant::now() + t));
             sweep_kv(s);
-            s.kv.insert((plugin.to_owned(), key.to_owned()), (next.to_string(), expires));
+            s.kv.insert(
+                (plugin.to_owned(), key.to_owned()),
+                (next.to_string(), expires),
+            );
             Ok(next)
         })
     }
 
     async fn publish_plugin_change(&self, message: &str) -> StateResult<()> {
-        let mut listeners = self.plugin_listeners.lock().unwrap_or_else(|e| e.into_inner());
+        let mut listeners = self
+            .plugin_listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         listeners.retain(|l| l.send(message.to_owned()).is_ok());
         Ok(())
     }
 
     fn plugin_changes(&self) -> tokio::sync::mpsc::UnboundedReceiver<String> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        self.plugin_listeners.lock().unwrap_or_else(|e| e.into_inner()).push(tx);
+        self.plugin_listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(tx);
         rx
     }
 
@@ -275,8 +326,7 @@ impl StateStore for MemoryState {
 }
 
 fn live_kv<'a>(s: &'a Inner, plugin: &str, key: &str) -> Option<&'a (String, Option<Instant>)> {
-    s.kv
-        .get(&(plugin.to_owned(), key.to_owned()))
+    s.kv.get(&(plugin.to_owned(), key.to_owned()))
         .filter(|(_, expires)| expires.is_none_or(|e| e > Instant::now()))
 }
 

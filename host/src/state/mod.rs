@@ -94,7 +94,12 @@ pub trait StateStore: Send + Sync + 'static {
 
     /// Counts one action of `user` in an exact sliding window of `window`,
     /// allowing at most `limit` actions per window.
-    async fn rate_limit_hit(&self, user: &str, limit: u32, window: Duration) -> StateResult<RateDecision>;
+    async fn rate_limit_hit(
+        &self,
+        user: &str,
+        limit: u32,
+        window: Duration,
+    ) -> StateResult<RateDecision>;
 
     /// Reads cached thread metadata (JSON).
     async fn thread_meta_get(&self, thread: &str) -> StateResult<Option<String>>;
@@ -109,10 +114,22 @@ pub trait StateStore: Send + Sync + 'static {
     /// Reads a plugin's key.
     async fn kv_get(&self, plugin: &str, key: &str) -> StateResult<Option<String>>;
     /// Writes a plugin's key, with an optional TTL.
-    async fn kv_set(&self, plugin: &str, key: &str, value: &str, ttl: Option<Duration>) -> StateResult<()>;
+    async fn kv_set(
+        &self,
+        plugin: &str,
+        key: &str,
+        value: &str,
+        ttl: Option<Duration>,
+    ) -> StateResult<()>;
     /// Adds `delta` to a plugin's integer key (created at 0); `ttl` is set when the key
     /// has none. Returns the new value.
-    async fn kv_incr(&self, plugin: &str, key: &str, delta: i64, ttl: Option<Duration>) -> StateResult<i64>;
+    async fn kv_incr(
+        &self,
+        plugin: &str,
+        key: &str,
+        delta: i64,
+        ttl: Option<Duration>,
+    ) -> StateResult<i64>;
     /// Deletes a plugin's key; true if it existed.
     async fn kv_delete(&self, plugin: &str, key: &str) -> StateResult<bool>;
 

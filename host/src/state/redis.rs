@@ -10,8 +10,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, RedisError, Script};
 
 use super::{
-    EVENT_STREAM_MAX, OFFLINE_QUEUE_MAX, OFFLINE_QUEUE_TTL, OfflineBatch, RateDecision,
-    StateError, StateResult, StateStore, StreamEntry,
+    EVENT_STREAM_MAX, OFFLINE_QUEUE_MAX, OFFLINE_QUEUE_TTL, OfflineBatch, RateDecision, StateError,
+    StateResult, StateStore, StreamEntry,
 };
 
 /// Pub/sub channel of plugin changes.
@@ -209,11 +209,20 @@ impl StateStore for RedisState {
     }
 
     async fn typing_stop(&self, thread: &str, user: &str) -> StateResult<bool> {
-        let removed: i64 = self.conn().del(typing_key(thread, user)).await.map_err(err)?;
+        let removed: i64 = self
+            .conn()
+            .del(typing_key(thread, user))
+            .await
+            .map_err(err)?;
         Ok(removed > 0)
     }
 
-    async fn offline_push(&self, users: &[String], _thread: &str, message: &str) -> StateResult<()> {
+    async fn offline_push(
+        &self,
+        users: &[String],
+        _thread: &str,
+        message: &str,
+    ) -> StateResult<()> {
         try_join_all(users.iter().map(|user| async move {
             self.offline_push
                 .key(offline_key(user))
@@ -240,10 +249,18 @@ impl StateStore for RedisState {
             .query_async(&mut self.conn())
             .await
             .map_err(err)?;
-        Ok(OfflineBatch { messages, resync_threads })
+        Ok(OfflineBatch {
+            messages,
+            resync_threads,
+        })
     }
 
-    async fn rate_limit_hit(&self, user: &str, limit: u32, window: Duration) -> StateResult<RateDecision> {
+    async fn rate_limit_hit(
+        &self,
+        user: &str,
+        limit: u32,
+        window: Duration,
+    ) -> StateResult<RateDecision> {
         let member: u64 = rand::rng().random();
         let wait_ms: u64 = self
             .rate_limit
@@ -256,7 +273,9 @@ impl StateStore for RedisState {
             .map_err(err)?;
         Ok(match wait_ms {
             0 => RateDecision::Allowed,
-            ms => RateDecision::Limited { retry_after: Duration::from_millis(ms) },
+            ms => RateDecision::Limited {
+                retry_after: Duration::from_millis(ms),
+            },
         })
     }
 
@@ -302,30 +321,56 @@ impl StateStore for RedisState {
     }
 
     async fn kv_get(&self, plugin: &str, key: &str) -> StateResult<Option<String>> {
-        self.conn().get(plugin_kv_key(plugin, key)).await.map_err(err)
+        self.conn()
+            .get(plugin_kv_key(plugin, key))
+            .await
+            .map_err(err)
     }
 
-    async fn kv_set(&self, plugin: &str, key: &str, value: &str, ttl: Option<Duration>) -> StateResult<()> {
+    async fn kv_set(
+        &self,
+        plugin: &str,
+        key: &str,
+        value: &str,
+        ttl: Option<Duration>,
+    ) -> StateResult<()> {
         let key = plugin_kv_key(plugin, key);
         match ttl {
-            Some(ttl) => self.conn().pset_ex::<_, _, ()>(key, value, millis(ttl).max(1)).await,
+            Some(ttl) => {
+                self.conn()
+                    .pset_ex::<_, _, ()>(key, value, millis(ttl).max(1))
+                    .await
+            }
             None => self.conn().set::<_, _, ()>(key, value).await,
         }
         .map_err(err)
     }
 
-    async fn kv_incr(&self, plugin: &str, key: &str, delta: i64, ttl: Option<Duration>) -> StateResult<i64> {
+    async fn kv_incr(
+        &self,
+        plugin: &str,
+        key: &str,
+        delta: i64,
+        ttl: Option<Duration>,
+    ) -> StateResult<i64> {
         self.kv_incr
             .key(plugin_kv_key(plugin, key))
             .arg(delta)
-            .arg(ttl.map(|t| millis(t).max(1).to_string()).unwrap_or_default())
+            .arg(
+                ttl.map(|t| millis(t).max(1).to_string())
+                    .unwrap_or_default(),
+            )
             .invoke_async(&mut self.conn())
             .await
             .map_err(err)
     }
 
     async fn publish_plugin_change(&self, message: &str) -> StateResult<()> {
-        self.conn().publish::<_, _, i64>(PLUGIN_CHANNEL, message).await.map(drop).map_err(err)
+        self.conn()
+            .publish::<_, _, i64>(PLUGIN_CHANNEL, message)
+            .await
+            .map(drop)
+            .map_err(err)
     }
 
     fn plugin_changes(&self) -> tokio::sync::mpsc::UnboundedReceiver<String> {
@@ -358,7 +403,11 @@ impl StateStore for RedisState {
     }
 
     async fn kv_delete(&self, plugin: &str, key: &str) -> StateResult<bool> {
-        let removed: i64 = self.conn().del(plugin_kv_key(plugin, key)).await.map_err(err)?;
+        let removed: i64 = self
+            .conn()
+            .del(plugin_kv_key(plugin, key))
+            .await
+            .map_err(err)?;
         Ok(removed > 0)
     }
 }

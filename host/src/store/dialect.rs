@@ -40,8 +40,12 @@ impl Dialect {
     /// Adds a participant unless present.
     pub fn insert_participant(self) -> &'static str {
         match self {
-            Self::MySql => "INSERT IGNORE INTO chat_participant (thread_id, user_id, joined_at) VALUES (?, ?, ?)",
-            Self::Sqlite => "INSERT OR IGNORE INTO chat_participant (thread_id, user_id, joined_at) VALUES (?, ?, ?)",
+            Self::MySql => {
+                "INSERT IGNORE INTO chat_participant (thread_id, user_id, joined_at) VALUES (?, ?, ?)"
+            }
+            Self::Sqlite => {
+                "INSERT OR IGNORE INTO chat_participant (thread_id, user_id, joined_at) VALUES (?, ?, ?)"
+            }
         }
     }
 

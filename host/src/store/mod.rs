@@ -190,23 +190,52 @@ pub trait ChatStore: Send + Sync + 'static {
     /// Creates a thread with its participants, atomically.
     async fn create_thread(&self, thread: &NewThread) -> StoreResult<CreateThread>;
     /// Adds a participant (idempotent).
-    async fn add_participant(&self, thread: &str, user: &str, now: Millis) -> StoreResult<AddParticipant>;
+    async fn add_participant(
+        &self,
+        thread: &str,
+        user: &str,
+        now: Millis,
+    ) -> StoreResult<AddParticipant>;
     /// Title and participant profiles, or `None` if the thread does not exist.
     async fn thread_meta(&self, thread: &str) -> StoreResult<Option<ThreadMeta>>;
     /// Last message, unread count of `user` and every participant's last-read mark.
     async fn thread_activity(&self, thread: &str, user: &str) -> StoreResult<ThreadActivity>;
     /// The message `sender` stored under `client_message_id`, if any.
-    async fn message_by_client_id(&self, sender: &str, client_message_id: &str) -> StoreResult<Option<Message>>;
+    async fn message_by_client_id(
+        &self,
+        sender: &str,
+        client_message_id: &str,
+    ) -> StoreResult<Option<Message>>;
     /// Stores a message, a receipt per participant and the sender's last-read mark in one
     /// transaction; a repeated `clientMessageId` returns the stored message instead.
-    async fn insert_message(&self, message: &NewMessage, receipts: &[NewReceipt]) -> StoreResult<InsertMessage>;
+    async fn insert_message(
+        &self,
+        message: &NewMessage,
+        receipts: &[NewReceipt],
+    ) -> StoreResult<InsertMessage>;
     /// Moves `user`'s last-read mark up to `message` (never backwards) and sets `read_at`
     /// on the user's receipts of the thread up to the mark.
-    async fn mark_read(&self, thread: &str, user: &str, message: MessageId, now: Millis) -> StoreResult<MarkRead>;
+    async fn mark_read(
+        &self,
+        thread: &str,
+        user: &str,
+        message: MessageId,
+        now: Millis,
+    ) -> StoreResult<MarkRead>;
     /// Sets `delivered_at` on `user`'s receipts of these messages where unset.
-    async fn mark_delivered(&self, user: &str, messages: &[MessageId], now: Millis) -> StoreResult<()>;
+    async fn mark_delivered(
+        &self,
+        user: &str,
+        messages: &[MessageId],
+        now: Millis,
+    ) -> StoreResult<()>;
     /// Up to `limit` messages before `before` (or the newest), oldest first.
-    async fn history(&self, thread: &str, before: Option<MessageId>, limit: u32) -> StoreResult<Page<Message>>;
+    async fn history(
+        &self,
+        thread: &str,
+        before: Option<MessageId>,
+        limit: u32,
+    ) -> StoreResult<Page<Message>>;
     /// [`ChatStore::history`] with every receipt.
     async fn history_with_receipts(
         &self,

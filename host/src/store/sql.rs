@@ -10,15 +10,20 @@ use sqlx::{AnyPool, AssertSqlSafe, Executor, Row};
 
 use super::dialect::Dialect;
 use super::{
-    AddParticipant, AuditEntry, AuditHead, ChatStore, StoredPlugin, CreateThread, InsertMessage, MarkRead, MessageWithReceipts,
-    NewMessage, NewReceipt, NewThread, StoreError, StoreResult, ThreadActivity,
+    AddParticipant, AuditEntry, AuditHead, ChatStore, CreateThread, InsertMessage, MarkRead,
+    MessageWithReceipts, NewMessage, NewReceipt, NewThread, StoreError, StoreResult, StoredPlugin,
+    ThreadActivity,
 };
-use crate::chat::model::{Message, MessageId, Millis, Page, ParticipantProfile, Receipt, ThreadMeta, UserProfile};
+use crate::chat::model::{
+    Message, MessageId, Millis, Page, ParticipantProfile, Receipt, ThreadMeta, UserProfile,
+};
 
 /// Longest wait for a pooled connection before a call fails as `unavailable`.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
-const MESSAGE_COLUMNS: &str = "id, thread_id, sender_id, body, client_message_id, created_at, request_hash";
-const AUDIT_COLUMNS: &str = "seq, thread_id, plugin, kind, actor_id, detail, created_at, prev_mac, mac";
+const MESSAGE_COLUMNS: &str =
+    "id, thread_id, sender_id, body, client_message_id, created_at, request_hash";
+const AUDIT_COLUMNS: &str =
+    "seq, thread_id, plugin, kind, actor_id, detail, created_at, prev_mac, mac";
 
 static MYSQL_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/mysql");
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -39,7 +44,9 @@ fn err(e: sqlx::Error) -> StoreError {
         | sqlx::Error::WorkerCrashed
         | sqlx::Error::Protocol(_) => true,
         // MySQL lock wait timeout / deadlock; SQLite busy / locked.
-        sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("1205" | "1213" | "5" | "6")),
+        sqlx::Error::Database(db) => {
+            matches!(db.code().as_deref(), Some("1205" | "1213" | "5" | "6"))
+        }
         _ => false,
     };
     if retryable {
@@ -54,14 +61,18 @@ fn is_concurrent_migration(e: &sqlx::migrate::MigrateError) -> bool {
     match e {
         MigrateError::Dirty(_) => true,
         MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _) => {
-            is_unique_violation(e) || e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "1050")
+            is_unique_violation(e)
+                || e.as_database_error()
+                    .and_then(|d| d.code())
+                    .is_some_and(|c| c == "1050")
         }
         _ => false,
     }
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error().is_some_and(|d| d.is_unique_violation())
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
 }
 
 fn placeholders(n: usize) -> String {
@@ -105,7 +116,8 @@ impl SqlStore {
     /// Connects to `url` without touching the schema.
     pub async fn connect_without_migrating(url: &str) -> anyhow::Result<Self> {
         sqlx::any::install_default_drivers();
-        let dialect = Dialect::from_url(url).context("DATABASE_URL must start with mysql:// or sqlite://")?;
+        let dialect =
+            Dialect::from_url(url).context("DATABASE_URL must start with mysql:// or sqlite://")?;
         let mut options = AnyPoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
         options = match dialect {
             Dialect::MySql => options.max_connections(16),
@@ -166,7 +178,11 @@ pub fn redact(url: &str) -> String {
 #[async_trait]
 impl ChatStore for SqlStore {
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(drop).map_err(err)
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(err)
     }
 
     async fn upsert_user(&self, user: &UserProfile, now: Millis) -> StoreResult<()> {
@@ -195,20 +211,29 @@ impl ChatStore for SqlStore {
                 query = query.bind(id);
             }
             let rows = query.fetch_all(&mut *tx).await.map_err(err)?;
-            let known: Vec<String> = rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>().map_err(err)?;
-            let mut unknown: Vec<String> =
-                thread.participant_ids.iter().filter(|id| !known.contains(id)).cloned().collect();
+            let known: Vec<String> = rows
+                .iter()
+                .map(|r| r.try_get(0))
+                .collect::<Result<_, _>>()
+                .map_err(err)?;
+            let mut unknown: Vec<String> = thread
+                .participant_ids
+                .iter()
+                .filter(|id| !known.contains(id))
+                .cloned()
+                .collect();
             if !unknown.is_empty() {
                 unknown.dedup();
                 return Ok(CreateThread::UnknownUsers(unknown));
             }
         }
-        let inserted = sqlx::query("INSERT INTO chat_thread (id, title, created_at) VALUES (?, ?, ?)")
-            .bind(&thread.id)
-            .bind(&thread.title)
-            .bind(thread.created_at_ms)
-            .execute(&mut *tx)
-            .await;
+        let inserted =
+            sqlx::query("INSERT INTO chat_thread (id, title, created_at) VALUES (?, ?, ?)")
+                .bind(&thread.id)
+                .bind(&thread.title)
+                .bind(thread.created_at_ms)
+                .execute(&mut *tx)
+                .await;
         match inserted {
             Err(e) if is_unique_violation(&e) => return Ok(CreateThread::Conflict),
             other => other.map_err(err)?,
@@ -226,15 +251,32 @@ impl ChatStore for SqlStore {
         Ok(CreateThread::Created)
     }
 
-    async fn add_participant(&self, thread: &str, user: &str, now: Millis) -> StoreResult<AddParticipant> {
+    async fn add_participant(
+        &self,
+        thread: &str,
+        user: &str,
+        now: Millis,
+    ) -> StoreResult<AddParticipant> {
         let exists = |sql: &'static str, id: &str| {
             let id = id.to_owned();
-            async move { sqlx::query(sql).bind(id).fetch_optional(&self.pool).await.map(|r| r.is_some()) }
+            async move {
+                sqlx::query(sql)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map(|r| r.is_some())
+            }
         };
-        if !exists("SELECT 1 FROM chat_thread WHERE id = ?", thread).await.map_err(err)? {
+        if !exists("SELECT 1 FROM chat_thread WHERE id = ?", thread)
+            .await
+            .map_err(err)?
+        {
             return Ok(AddParticipant::ThreadNotFound);
         }
-        if !exists("SELECT 1 FROM chat_user WHERE id = ?", user).await.map_err(err)? {
+        if !exists("SELECT 1 FROM chat_user WHERE id = ?", user)
+            .await
+            .map_err(err)?
+        {
             return Ok(AddParticipant::UnknownUser);
         }
         sqlx::query(self.dialect.insert_participant())
@@ -285,17 +327,21 @@ impl ChatStore for SqlStore {
     }
 
     async fn thread_activity(&self, thread: &str, user: &str) -> StoreResult<ThreadActivity> {
-        let rows = sqlx::query("SELECT user_id, last_read_message_id FROM chat_participant WHERE thread_id = ?")
-            .bind(thread)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(err)?;
+        let rows = sqlx::query(
+            "SELECT user_id, last_read_message_id FROM chat_participant WHERE thread_id = ?",
+        )
+        .bind(thread)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
         let last_reads: HashMap<String, Option<MessageId>> = rows
             .iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect::<Result<_, sqlx::Error>>()
             .map_err(err)?;
-        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM chat_message WHERE thread_id = ? ORDER BY id DESC LIMIT 1");
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM chat_message WHERE thread_id = ? ORDER BY id DESC LIMIT 1"
+        );
         let last_message = sqlx::query(AssertSqlSafe(sql))
             .bind(thread)
             .fetch_optional(&self.pool)
@@ -316,11 +362,21 @@ impl ChatStore for SqlStore {
         .await
         .and_then(|r| r.try_get(0))
         .map_err(err)?;
-        Ok(ThreadActivity { last_message, unread_count, last_reads })
+        Ok(ThreadActivity {
+            last_message,
+            unread_count,
+            last_reads,
+        })
     }
 
-    async fn message_by_client_id(&self, sender: &str, client_message_id: &str) -> StoreResult<Option<Message>> {
-        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM chat_message WHERE sender_id = ? AND client_message_id = ?");
+    async fn message_by_client_id(
+        &self,
+        sender: &str,
+        client_message_id: &str,
+    ) -> StoreResult<Option<Message>> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM chat_message WHERE sender_id = ? AND client_message_id = ?"
+        );
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(sender)
             .bind(client_message_id)
@@ -330,7 +386,11 @@ impl ChatStore for SqlStore {
         row.as_ref().map(message_from_row).transpose().map_err(err)
     }
 
-    async fn insert_message(&self, m: &NewMessage, receipts: &[NewReceipt]) -> StoreResult<InsertMessage> {
+    async fn insert_message(
+        &self,
+        m: &NewMessage,
+        receipts: &[NewReceipt],
+    ) -> StoreResult<InsertMessage> {
         let mut tx = self.pool.begin().await.map_err(err)?;
         let inserted = sqlx::query(
             "INSERT INTO chat_message (thread_id, sender_id, body, client_message_id, created_at, request_hash) \
@@ -347,10 +407,12 @@ impl ChatStore for SqlStore {
         let id = match inserted {
             Err(e) if is_unique_violation(&e) => {
                 tx.rollback().await.map_err(err)?;
-                let existing = self.message_by_client_id(&m.sender_id, &m.client_message_id).await?;
-                return existing
-                    .map(InsertMessage::Existing)
-                    .ok_or_else(|| StoreError::Other(anyhow::anyhow!("duplicate key without a row")));
+                let existing = self
+                    .message_by_client_id(&m.sender_id, &m.client_message_id)
+                    .await?;
+                return existing.map(InsertMessage::Existing).ok_or_else(|| {
+                    StoreError::Other(anyhow::anyhow!("duplicate key without a row"))
+                });
             }
             other => match other.map_err(err)?.last_insert_id() {
                 Some(id) => id,
@@ -400,7 +462,13 @@ impl ChatStore for SqlStore {
         }))
     }
 
-    async fn mark_read(&self, thread: &str, user: &str, message: MessageId, now: Millis) -> StoreResult<MarkRead> {
+    async fn mark_read(
+        &self,
+        thread: &str,
+        user: &str,
+        message: MessageId,
+        now: Millis,
+    ) -> StoreResult<MarkRead> {
         let mut tx = self.pool.begin().await.map_err(err)?;
         let moved = sqlx::query(
             "UPDATE chat_participant SET last_read_message_id = ? WHERE thread_id = ? AND user_id = ? \
@@ -419,28 +487,30 @@ impl ChatStore for SqlStore {
         .rows_affected()
             > 0;
         if !moved {
-            let in_thread = sqlx::query("SELECT 1 FROM chat_message WHERE id = ? AND thread_id = ?")
-                .bind(message)
-                .bind(thread)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(err)?
-                .is_some();
+            let in_thread =
+                sqlx::query("SELECT 1 FROM chat_message WHERE id = ? AND thread_id = ?")
+                    .bind(message)
+                    .bind(thread)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(err)?
+                    .is_some();
             if !in_thread {
                 return Ok(MarkRead::NotInThread);
             }
         }
-        let mark: Option<MessageId> =
-            sqlx::query("SELECT last_read_message_id FROM chat_participant WHERE thread_id = ? AND user_id = ?")
-                .bind(thread)
-                .bind(user)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(err)?
-                .map(|r| r.try_get(0))
-                .transpose()
-                .map_err(err)?
-                .flatten();
+        let mark: Option<MessageId> = sqlx::query(
+            "SELECT last_read_message_id FROM chat_participant WHERE thread_id = ? AND user_id = ?",
+        )
+        .bind(thread)
+        .bind(user)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(err)?
+        .map(|r| r.try_get(0))
+        .transpose()
+        .map_err(err)?
+        .flatten();
         let mark = mark.unwrap_or(message);
         if moved {
             sqlx::query(
@@ -462,7 +532,12 @@ impl ChatStore for SqlStore {
         Ok(MarkRead::Marked { mark, moved })
     }
 
-    async fn mark_delivered(&self, user: &str, messages: &[MessageId], now: Millis) -> StoreResult<()> {
+    async fn mark_delivered(
+        &self,
+        user: &str,
+        messages: &[MessageId],
+        now: Millis,
+    ) -> StoreResult<()> {
         if messages.is_empty() {
             return Ok(());
         }
@@ -478,7 +553,12 @@ impl ChatStore for SqlStore {
         query.execute(&self.pool).await.map(drop).map_err(err)
     }
 
-    async fn history(&self, thread: &str, before: Option<MessageId>, limit: u32) -> StoreResult<Page<Message>> {
+    async fn history(
+        &self,
+        thread: &str,
+        before: Option<MessageId>,
+        limit: u32,
+    ) -> StoreResult<Page<Message>> {
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM chat_message WHERE thread_id = ? AND id < ? ORDER BY id DESC LIMIT ?"
         );
@@ -508,7 +588,10 @@ impl ChatStore for SqlStore {
     ) -> StoreResult<Page<MessageWithReceipts>> {
         let page = self.history(thread, before, limit).await?;
         let (Some(first), Some(last)) = (page.items.first(), page.items.last()) else {
-            return Ok(Page { items: Vec::new(), has_more: page.has_more });
+            return Ok(Page {
+                items: Vec::new(),
+                has_more: page.has_more,
+            });
         };
         let rows = sqlx::query(
             "SELECT r.message_id, r.user_id, r.delivered_at, r.read_at FROM chat_message_receipt r \
@@ -529,7 +612,10 @@ impl ChatStore for SqlStore {
                 delivered_at_ms: r.try_get(2).map_err(err)?,
                 read_at_ms: r.try_get(3).map_err(err)?,
             };
-            by_message.entry(receipt.message_id).or_default().push(receipt);
+            by_message
+                .entry(receipt.message_id)
+                .or_default()
+                .push(receipt);
         }
         let items = page
             .items
@@ -539,7 +625,10 @@ impl ChatStore for SqlStore {
                 message,
             })
             .collect();
-        Ok(Page { items, has_more: page.has_more })
+        Ok(Page {
+            items,
+            has_more: page.has_more,
+        })
     }
 
     async fn threads_of_user(&self, user: &str) -> StoreResult<Vec<String>> {
@@ -548,12 +637,21 @@ impl ChatStore for SqlStore {
             .fetch_all(&self.pool)
             .await
             .map_err(err)?;
-        rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>().map_err(err)
+        rows.iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()
+            .map_err(err)
     }
 
     async fn audit_tail(&self, thread: &str) -> StoreResult<Option<AuditEntry>> {
-        let sql = format!("SELECT {AUDIT_COLUMNS} FROM chat_audit_entry WHERE thread_id = ? ORDER BY seq DESC LIMIT 1");
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(thread).fetch_optional(&self.pool).await.map_err(err)?;
+        let sql = format!(
+            "SELECT {AUDIT_COLUMNS} FROM chat_audit_entry WHERE thread_id = ? ORDER BY seq DESC LIMIT 1"
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(thread)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?;
         row.as_ref().map(audit_from_row).transpose().map_err(err)
     }
 
@@ -590,9 +688,18 @@ impl ChatStore for SqlStore {
     }
 
     async fn audit_entries(&self, thread: &str) -> StoreResult<Vec<AuditEntry>> {
-        let sql = format!("SELECT {AUDIT_COLUMNS} FROM chat_audit_entry WHERE thread_id = ? ORDER BY seq");
-        let rows = sqlx::query(AssertSqlSafe(sql)).bind(thread).fetch_all(&self.pool).await.map_err(err)?;
-        rows.iter().map(audit_from_row).collect::<Result<_, _>>().map_err(err)
+        let sql = format!(
+            "SELECT {AUDIT_COLUMNS} FROM chat_audit_entry WHERE thread_id = ? ORDER BY seq"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(thread)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        rows.iter()
+            .map(audit_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(err)
     }
 
     async fn audit_head(&self, thread: &str) -> StoreResult<Option<AuditHead>> {
@@ -601,7 +708,14 @@ impl ChatStore for SqlStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(err)?;
-        row.map(|r| Ok(AuditHead { seq: r.try_get(0)?, head_mac: r.try_get(1)? })).transpose().map_err(err)
+        row.map(|r| {
+            Ok(AuditHead {
+                seq: r.try_get(0)?,
+                head_mac: r.try_get(1)?,
+            })
+        })
+        .transpose()
+        .map_err(err)
     }
 
     async fn plugin_save(&self, plugin: &StoredPlugin, now: Millis) -> StoreResult<()> {
@@ -617,7 +731,11 @@ impl ChatStore for SqlStore {
     }
 
     async fn plugin_delete(&self, name: &str) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM chat_plugin WHERE name = ?").bind(name).execute(&self.pool).await.map_err(err)?;
+        let done = sqlx::query("DELETE FROM chat_plugin WHERE name = ?")
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -627,9 +745,15 @@ impl ChatStore for SqlStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(err)?;
-        row.map(|r| Ok(StoredPlugin { name: r.try_get(0)?, manifest: r.try_get(1)?, wasm: r.try_get(2)? }))
-            .transpose()
-            .map_err(err)
+        row.map(|r| {
+            Ok(StoredPlugin {
+                name: r.try_get(0)?,
+                manifest: r.try_get(1)?,
+                wasm: r.try_get(2)?,
+            })
+        })
+        .transpose()
+        .map_err(err)
     }
 
     async fn plugin_list(&self) -> StoreResult<Vec<StoredPlugin>> {
@@ -638,7 +762,13 @@ impl ChatStore for SqlStore {
             .await
             .map_err(err)?;
         rows.iter()
-            .map(|r| Ok(StoredPlugin { name: r.try_get(0)?, manifest: r.try_get(1)?, wasm: r.try_get(2)? }))
+            .map(|r| {
+                Ok(StoredPlugin {
+                    name: r.try_get(0)?,
+                    manifest: r.try_get(1)?,
+                    wasm: r.try_get(2)?,
+                })
+            })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(err)
     }

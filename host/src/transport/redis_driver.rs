@@ -29,15 +29,24 @@ fn route(push: PushInfo, handlers: &Handlers) {
         return;
     }
     let mut data = push.data.into_iter();
-    let (Some(chan), Some(payload)) = (data.next(), data.next()) else { return };
-    let (Ok(chan), Ok(payload)) = (redis::from_redis_value::<String>(chan), redis::from_redis_value::<Vec<u8>>(payload))
-    else {
+    let (Some(chan), Some(payload)) = (data.next(), data.next()) else {
         return;
     };
-    if let Some(tx) = handlers.read().unwrap_or_else(|e| e.into_inner()).get(&chan)
+    let (Ok(chan), Ok(payload)) = (
+        redis::from_redis_value::<String>(chan),
+        redis::from_redis_value::<Vec<u8>>(payload),
+    ) else {
+        return;
+    };
+    if let Some(tx) = handlers
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&chan)
         && tx.try_send((chan, payload)).is_err()
     {
-        tracing::warn!("cluster broadcast channel full; a message from another instance was dropped");
+        tracing::warn!(
+            "cluster broadcast channel full; a message from another instance was dropped"
+        );
     }
 }
 
@@ -69,26 +78,42 @@ impl Driver for ReconnectingDriver {
     type Error = DriverError;
 
     async fn publish(&self, chan: String, val: Vec<u8>) -> Result<(), Self::Error> {
-        self.conn.clone().publish::<_, _, redis::Value>(chan, val).await?;
+        self.conn
+            .clone()
+            .publish::<_, _, redis::Value>(chan, val)
+            .await?;
         Ok(())
     }
 
-    async fn subscribe(&self, chan: String, size: usize) -> Result<MessageStream<ChanItem>, Self::Error> {
+    async fn subscribe(
+        &self,
+        chan: String,
+        size: usize,
+    ) -> Result<MessageStream<ChanItem>, Self::Error> {
         let (tx, rx) = mpsc::channel(size);
-        self.handlers.write().unwrap_or_else(|e| e.into_inner()).insert(chan.clone(), tx);
+        self.handlers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(chan.clone(), tx);
         self.conn.clone().subscribe(chan).await?;
         Ok(MessageStream::new(rx))
     }
 
     async fn unsubscribe(&self, chan: String) -> Result<(), Self::Error> {
-        self.handlers.write().unwrap_or_else(|e| e.into_inner()).remove(&chan);
+        self.handlers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&chan);
         self.conn.clone().unsubscribe(chan).await?;
         Ok(())
     }
 
     async fn num_serv(&self, chan: &str) -> Result<u16, Self::Error> {
-        let (_, count): (String, u16) =
-            redis::cmd("PUBSUB").arg("NUMSUB").arg(chan).query_async(&mut self.conn.clone()).await?;
+        let (_, count): (String, u16) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(chan)
+            .query_async(&mut self.conn.clone())
+            .await?;
         Ok(count)
     }
 }

@@ -10,10 +10,10 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
-use socketioxide_core::adapter::DefinedAdapter;
 use socketioxide::extract::{AckSender, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::socket::Sid;
+use socketioxide_core::adapter::DefinedAdapter;
 use tokio::sync::Mutex;
 use tokio_util::task::TaskTracker;
 
@@ -40,13 +40,21 @@ impl<A: Adapter> SocketFanout<A> {
 
 #[async_trait]
 impl<A: Adapter> Fanout for SocketFanout<A> {
-    async fn emit(&self, rooms: Vec<String>, except: Option<&ConnectionId>, event: &'static str, payload: &Value) {
+    async fn emit(
+        &self,
+        rooms: Vec<String>,
+        except: Option<&ConnectionId>,
+        event: &'static str,
+        payload: &Value,
+    ) {
         // `of` instead of `to`: during shutdown the namespace may already be gone.
         let Some(namespace) = self.io.of("/") else {
             tracing::debug!(event, "namespace closed; broadcast dropped");
             return;
         };
-        let sender = except.and_then(|c| c.0.parse::<Sid>().ok()).and_then(|sid| namespace.get_socket(sid));
+        let sender = except
+            .and_then(|c| c.0.parse::<Sid>().ok())
+            .and_then(|sid| namespace.get_socket(sid));
         let operators = match sender {
             Some(socket) => socket.to(rooms),
             None => namespace.to(rooms),
@@ -94,7 +102,11 @@ pub fn register<A: Adapter + DefinedAdapter>(
     verifier: Arc<TokenVerifier>,
     tasks: TaskTracker,
 ) -> A::InitRes {
-    let h = Handlers { chat, verifier, tasks };
+    let h = Handlers {
+        chat,
+        verifier,
+        tasks,
+    };
     let auth = {
         let h = h.clone();
         move |socket: SocketRef<A>, TryData(auth): TryData<Value>| {
@@ -113,8 +125,16 @@ pub fn register<A: Adapter + DefinedAdapter>(
 impl Handlers {
     /// Handshake middleware: verifies the token, then prepares the socket before the
     /// client can send anything (handlers registered, user room joined).
-    fn authenticate<A: Adapter>(&self, socket: SocketRef<A>, auth: Option<Value>) -> Result<(), Unauthorized> {
-        let token = auth.as_ref().and_then(|a| a.get("token")).and_then(Value::as_str).ok_or(Unauthorized)?;
+    fn authenticate<A: Adapter>(
+        &self,
+        socket: SocketRef<A>,
+        auth: Option<Value>,
+    ) -> Result<(), Unauthorized> {
+        let token = auth
+            .as_ref()
+            .and_then(|a| a.get("token"))
+            .and_then(Value::as_str)
+            .ok_or(Unauthorized)?;
         let identity = self.verifier.verify(token).map_err(|e| {
             tracing::debug!(error = %e, "handshake refused");
             metrics::counter!("chat_handshakes_refused_total").increment(1);
@@ -127,22 +147,52 @@ impl Handlers {
         };
         socket.join(user_room(&identity.user_id));
         socket.extensions.insert::<Identity>(identity);
-        socket.extensions.insert::<SessionRef>(SessionRef::default());
-        self.on(&socket, &actor, "chat:join", |chat, socket, actor, data| async move {
-            let joined = chat.join(&actor, data).await?;
-            socket.join(thread_room(&joined.thread.id));
-            Ok(joined)
-        });
-        self.on(&socket, &actor, "chat:leave", |chat, socket, _actor, data| async move {
-            socket.leave(thread_room(&chat.leave(data)?));
-            Ok(json!({}))
-        });
-        self.on(&socket, &actor, "chat:typing", |chat, _s, actor, data| async move { chat.typing(&actor, data).await });
-        self.on(&socket, &actor, "chat:send-message", |chat, _s, actor, data| async move {
-            chat.send_message(&actor, data).await
-        });
-        self.on(&socket, &actor, "chat:read", |chat, _s, actor, data| async move { chat.read(&actor, data).await });
-        self.on(&socket, &actor, "chat:history", |chat, _s, actor, data| async move { chat.history(&actor, data).await });
+        socket
+            .extensions
+            .insert::<SessionRef>(SessionRef::default());
+        self.on(
+            &socket,
+            &actor,
+            "chat:join",
+            |chat, socket, actor, data| async move {
+                let joined = chat.join(&actor, data).await?;
+                socket.join(thread_room(&joined.thread.id));
+                Ok(joined)
+            },
+        );
+        self.on(
+            &socket,
+            &actor,
+            "chat:leave",
+            |chat, socket, _actor, data| async move {
+                socket.leave(thread_room(&chat.leave(data)?));
+                Ok(json!({}))
+            },
+        );
+        self.on(
+            &socket,
+            &actor,
+            "chat:typing",
+            |chat, _s, actor, data| async move { chat.typing(&actor, data).await },
+        );
+        self.on(
+            &socket,
+            &actor,
+            "chat:send-message",
+            |chat, _s, actor, data| async move { chat.send_message(&actor, data).await },
+        );
+        self.on(
+            &socket,
+            &actor,
+            "chat:read",
+            |chat, _s, actor, data| async move { chat.read(&actor, data).await },
+        );
+        self.on(
+            &socket,
+            &actor,
+            "chat:history",
+            |chat, _s, actor, data| async move { chat.history(&actor, data).await },
+        );
         let h = self.clone();
         socket.on_disconnect(move |socket: SocketRef<A>| {
             let h = h.clone();
@@ -155,8 +205,10 @@ impl Handlers {
 
     /// After the handshake: presence, offline queue, then `chat:ready`.
     async fn connected<A: Adapter>(self, socket: SocketRef<A>) {
-        let (Some(identity), Some(session)) = (socket.extensions.get::<Identity>(), socket.extensions.get::<SessionRef>())
-        else {
+        let (Some(identity), Some(session)) = (
+            socket.extensions.get::<Identity>(),
+            socket.extensions.get::<SessionRef>(),
+        ) else {
             return;
         };
         let actor = Actor {
@@ -182,7 +234,10 @@ impl Handlers {
             self.chat.delivered(&actor, &arrival).await;
         }
         if !arrival.resync_threads.is_empty() {
-            let _ = socket.emit("chat:resync", &json!({ "threadIds": arrival.resync_threads }));
+            let _ = socket.emit(
+                "chat:resync",
+                &json!({ "threadIds": arrival.resync_threads }),
+            );
         }
         let ready = json!({
             "userId": identity.user_id,
@@ -204,8 +259,13 @@ impl Handlers {
     }
 
     /// Registers one client event: decode, run the use case, ack `{ ok, ... }`.
-    fn on<A, F, Fut, R>(&self, socket: &SocketRef<A>, actor: &Actor, event: &'static str, handler: F)
-    where
+    fn on<A, F, Fut, R>(
+        &self,
+        socket: &SocketRef<A>,
+        actor: &Actor,
+        event: &'static str,
+        handler: F,
+    ) where
         A: Adapter,
         F: Fn(Arc<ChatService>, SocketRef<A>, Actor, Value) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Result<R, ChatError>> + Send + 'static,
@@ -213,23 +273,33 @@ impl Handlers {
     {
         let h = self.clone();
         let actor = actor.clone();
-        socket.on(event, move |socket: SocketRef<A>, TryData(data): TryData<Value>, ack: AckSender<A>| {
-            let (chat, actor, handler) = (h.chat.clone(), actor.clone(), handler.clone());
-            h.tasks.track_future(async move {
-                let started = Instant::now();
-                let result = match data {
-                    Ok(data) => handler(chat, socket, actor, data).await,
-                    Err(_) => Err(ChatError::invalid("a payload object is required")),
-                };
-                answer(event, ack, result, started);
-            })
-        });
+        socket.on(
+            event,
+            move |socket: SocketRef<A>, TryData(data): TryData<Value>, ack: AckSender<A>| {
+                let (chat, actor, handler) = (h.chat.clone(), actor.clone(), handler.clone());
+                h.tasks.track_future(async move {
+                    let started = Instant::now();
+                    let result = match data {
+                        Ok(data) => handler(chat, socket, actor, data).await,
+                        Err(_) => Err(ChatError::invalid("a payload object is required")),
+                    };
+                    answer(event, ack, result, started);
+                })
+            },
+        );
     }
 }
 
 /// Sends the ack (if the client asked for one) and records the outcome.
-fn answer<A: Adapter, R: Serialize>(event: &'static str, ack: AckSender<A>, result: Result<R, ChatError>, started: Instant) {
-    let (outcome, payload) = match result.and_then(|r| serde_json::to_value(r).map_err(|e| ChatError::Internal(e.into()))) {
+fn answer<A: Adapter, R: Serialize>(
+    event: &'static str,
+    ack: AckSender<A>,
+    result: Result<R, ChatError>,
+    started: Instant,
+) {
+    let (outcome, payload) = match result
+        .and_then(|r| serde_json::to_value(r).map_err(|e| ChatError::Internal(e.into())))
+    {
         Ok(mut value) => {
             if let Some(map) = value.as_object_mut() {
                 map.insert("ok".into(), Value::Bool(true));
@@ -238,14 +308,20 @@ fn answer<A: Adapter, R: Serialize>(event: &'static str, ack: AckSender<A>, resu
         }
         Err(e) => {
             match &e {
-                ChatError::Internal(cause) => tracing::error!(event, error = ?cause, "internal error"),
-                other => tracing::debug!(event, code = other.code(), error = %other, "event refused"),
+                ChatError::Internal(cause) => {
+                    tracing::error!(event, error = ?cause, "internal error")
+                }
+                other => {
+                    tracing::debug!(event, code = other.code(), error = %other, "event refused")
+                }
             }
             (e.code(), json!({ "ok": false, "error": e.to_wire() }))
         }
     };
-    metrics::counter!("chat_socket_events_total", "event" => event, "outcome" => outcome).increment(1);
-    metrics::histogram!("chat_socket_event_seconds", "event" => event).record(started.elapsed().as_secs_f64());
+    metrics::counter!("chat_socket_events_total", "event" => event, "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("chat_socket_event_seconds", "event" => event)
+        .record(started.elapsed().as_secs_f64());
     if let Err(e) = ack.send(&payload) {
         tracing::debug!(event, error = %e, "ack not sent");
     }

@@ -16,7 +16,9 @@ impl audit::Host for PluginState {
             return Err("thread-id and actor-id must be valid ids".into());
         }
         if entry.kind.is_empty() || entry.kind.len() > MAX_KIND || entry.detail.len() > MAX_DETAIL {
-            return Err(format!("kind is 1-{MAX_KIND} bytes, detail at most {MAX_DETAIL}"));
+            return Err(format!(
+                "kind is 1-{MAX_KIND} bytes, detail at most {MAX_DETAIL}"
+            ));
         }
         let env = self.env.clone();
         let record = AuditRecord {
@@ -26,6 +28,8 @@ impl audit::Host for PluginState {
             actor_id: entry.actor_id,
             detail: entry.detail,
         };
-        env.block_on(env.audit.append(record)).map(|seq| seq as u64).map_err(|e| e.to_string())
+        env.block_on(env.audit.append(record))
+            .map(|seq| seq as u64)
+            .map_err(|e| e.to_string())
     }
 }

@@ -33,20 +33,28 @@ impl kv::Host for PluginState {
             return Err(format!("values are at most {MAX_VALUE} bytes"));
         }
         let env = self.env.clone();
-        env.block_on(env.state.kv_set(&env.name, &key, &value, ttl_ms.map(Duration::from_millis)))
-            .map_err(|e| e.to_string())
+        env.block_on(
+            env.state
+                .kv_set(&env.name, &key, &value, ttl_ms.map(Duration::from_millis)),
+        )
+        .map_err(|e| e.to_string())
     }
 
     fn incr(&mut self, key: String, delta: i64, ttl_ms: Option<u64>) -> Result<i64, String> {
         check_key(&key)?;
         let env = self.env.clone();
-        env.block_on(env.state.kv_incr(&env.name, &key, delta, ttl_ms.map(Duration::from_millis)))
-            .map_err(|e| e.to_string())
+        env.block_on(
+            env.state
+                .kv_incr(&env.name, &key, delta, ttl_ms.map(Duration::from_millis)),
+        )
+        .map_err(|e| e.to_string())
     }
 
     fn delete(&mut self, key: String) -> Result<(), String> {
         check_key(&key)?;
         let env = self.env.clone();
-        env.block_on(env.state.kv_delete(&env.name, &key)).map(drop).map_err(|e| e.to_string())
+        env.block_on(env.state.kv_delete(&env.name, &key))
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 }

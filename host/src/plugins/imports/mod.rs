@@ -1,7 +1,7 @@
 //! Host implementations of the imported interfaces, one file each, and the linker.
 
-use wasmtime::component::{HasSelf, Linker};
 use wasmtime::Engine;
+use wasmtime::component::{HasSelf, Linker};
 
 use super::bindings::Plugin;
 use super::store_data::PluginState;

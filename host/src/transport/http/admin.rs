@@ -118,21 +118,33 @@ pub struct AuditEntryView {
 pub(super) fn router() -> Router<HttpContext> {
     Router::new()
         .route("/admin/plugins", get(list_plugins))
-        .route("/admin/plugins/{name}", put(upload_plugin).delete(remove_plugin))
+        .route(
+            "/admin/plugins/{name}",
+            put(upload_plugin).delete(remove_plugin),
+        )
         .route("/admin/plugins/{name}/enable", post(enable_plugin))
         .route("/admin/plugins/{name}/disable", post(disable_plugin))
         .route("/admin/plugins/{name}/config", put(configure_plugin))
-        .route("/admin/plugins/{name}/kv/{key}", get(kv_get).put(kv_put).delete(kv_delete))
+        .route(
+            "/admin/plugins/{name}/kv/{key}",
+            get(kv_get).put(kv_put).delete(kv_delete),
+        )
         .route("/admin/audit/{thread}", get(audit_trail))
         .route("/admin/audit/{thread}/verify", get(audit_verify))
 }
 
 fn publish(ctx: &HttpContext, kind: &'static str, actor: &Actor, plugin: &str) {
-    ctx.chat.events().publish(ChatEvent::new(kind, &actor.user_id).subject(plugin));
+    ctx.chat
+        .events()
+        .publish(ChatEvent::new(kind, &actor.user_id).subject(plugin));
 }
 
 fn not_found(name: &str) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no plugin named {name}"))
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no plugin named {name}"),
+    )
 }
 
 fn refused(message: String) -> ApiError {
@@ -140,7 +152,9 @@ fn refused(message: String) -> ApiError {
 }
 
 /// Runs blocking registry work (compiling, instantiating) off the async workers.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
@@ -148,8 +162,17 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 
 /// Lists the loaded plugins with status and metrics.
 #[utoipa::path(get, path = "/admin/plugins", responses((status = 200, body = [PluginView])), security(("bearer" = [])))]
-pub(super) async fn list_plugins(State(ctx): State<HttpContext>, _caller: ServiceCaller) -> Json<Vec<PluginView>> {
-    Json(ctx.plugins.snapshot().iter().map(|p| PluginView::from(&**p)).collect())
+pub(super) async fn list_plugins(
+    State(ctx): State<HttpContext>,
+    _caller: ServiceCaller,
+) -> Json<Vec<PluginView>> {
+    Json(
+        ctx.plugins
+            .snapshot()
+            .iter()
+            .map(|p| PluginView::from(&**p))
+            .collect(),
+    )
 }
 
 /// Uploads a new version; a version that does not compile, link or instantiate
@@ -166,13 +189,18 @@ pub(super) async fn upload_plugin(
 ) -> Result<Json<PluginView>, ApiError> {
     let manifest = Manifest::parse(&upload.manifest).map_err(refused)?;
     if manifest.name != name {
-        return Err(refused(format!("the manifest names {:?}, the path {name:?}", manifest.name)));
+        return Err(refused(format!(
+            "the manifest names {:?}, the path {name:?}",
+            manifest.name
+        )));
     }
     let wasm = base64::engine::general_purpose::STANDARD
         .decode(upload.wasm_base64.trim())
         .map_err(|e| refused(format!("wasmBase64 is not base64: {e}")))?;
     let registry = ctx.plugins.clone();
-    let plugin = blocking(move || registry.load(&wasm, manifest)).await?.map_err(refused)?;
+    let plugin = blocking(move || registry.load(&wasm, manifest))
+        .await?
+        .map_err(refused)?;
     ctx.plugin_sync.saved(&plugin).await?;
     publish(&ctx, "plugin_uploaded", &actor, &name);
     Ok(Json(PluginView::from(&*plugin)))
@@ -187,7 +215,9 @@ async fn change(
     let mut manifest = current.manifest.clone();
     edit(&mut manifest);
     let registry = ctx.plugins.clone();
-    let plugin = blocking(move || registry.reconfigure(manifest)).await?.map_err(refused)?;
+    let plugin = blocking(move || registry.reconfigure(manifest))
+        .await?
+        .map_err(refused)?;
     ctx.plugin_sync.saved(&plugin).await?;
     Ok(plugin)
 }
@@ -251,9 +281,15 @@ pub(super) async fn remove_plugin(
 
 fn kv_path(name: &str, key: &str) -> Result<(), ApiError> {
     let name_ok = (1..=64).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if !name_ok || key.is_empty() || key.len() > crate::plugins::imports::MAX_KEY {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_payload", "bad plugin name or key"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_payload",
+            "bad plugin name or key",
+        ));
     }
     Ok(())
 }
@@ -267,10 +303,26 @@ pub(super) async fn kv_get(
     Path((name, key)): Path<(String, String)>,
 ) -> Result<Json<KvEntry>, ApiError> {
     kv_path(&name, &key)?;
-    let value = ctx.chat.state().kv_get(&name, &key).await.map_err(crate::error::ChatError::from)?;
+    let value = ctx
+        .chat
+        .state()
+        .kv_get(&name, &key)
+        .await
+        .map_err(crate::error::ChatError::from)?;
     value
-        .map(|value| Json(KvEntry { value, ttl_ms: None }))
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{name} has no key {key}")))
+        .map(|value| {
+            Json(KvEntry {
+                value,
+                ttl_ms: None,
+            })
+        })
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("{name} has no key {key}"),
+            )
+        })
 }
 
 /// Writes one key of a plugin's key-value store (how an admin blocks a user or
@@ -285,10 +337,18 @@ pub(super) async fn kv_put(
 ) -> Result<StatusCode, ApiError> {
     kv_path(&name, &key)?;
     if entry.value.len() > crate::plugins::imports::MAX_VALUE {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_payload", "value too large"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_payload",
+            "value too large",
+        ));
     }
     let ttl = entry.ttl_ms.map(Duration::from_millis);
-    ctx.chat.state().kv_set(&name, &key, &entry.value, ttl).await.map_err(crate::error::ChatError::from)?;
+    ctx.chat
+        .state()
+        .kv_set(&name, &key, &entry.value, ttl)
+        .await
+        .map_err(crate::error::ChatError::from)?;
     publish(&ctx, "plugin_kv_set", &actor, &name);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -302,7 +362,11 @@ pub(super) async fn kv_delete(
     Path((name, key)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     kv_path(&name, &key)?;
-    ctx.chat.state().kv_delete(&name, &key).await.map_err(crate::error::ChatError::from)?;
+    ctx.chat
+        .state()
+        .kv_delete(&name, &key)
+        .await
+        .map_err(crate::error::ChatError::from)?;
     publish(&ctx, "plugin_kv_deleted", &actor, &name);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -311,7 +375,11 @@ fn thread_path(thread: &str) -> Result<(), ApiError> {
     if is_valid_id(thread) {
         Ok(())
     } else {
-        Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_payload", "bad thread id"))
+        Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_payload",
+            "bad thread id",
+        ))
     }
 }
 
@@ -324,8 +392,14 @@ pub(super) async fn audit_trail(
     Path(thread): Path<String>,
 ) -> Result<Json<Vec<AuditEntryView>>, ApiError> {
     thread_path(&thread)?;
-    let entries = ctx.audit.entries(&thread).await.map_err(crate::error::ChatError::from)?;
-    ctx.chat.events().publish(ChatEvent::new("audit_viewed", &actor.user_id).thread(&thread));
+    let entries = ctx
+        .audit
+        .entries(&thread)
+        .await
+        .map_err(crate::error::ChatError::from)?;
+    ctx.chat
+        .events()
+        .publish(ChatEvent::new("audit_viewed", &actor.user_id).thread(&thread));
     Ok(Json(
         entries
             .into_iter()
@@ -352,5 +426,10 @@ pub(super) async fn audit_verify(
     Path(thread): Path<String>,
 ) -> Result<Json<crate::audit::Verification>, ApiError> {
     thread_path(&thread)?;
-    Ok(Json(ctx.audit.verify(&thread).await.map_err(crate::error::ChatError::from)?))
+    Ok(Json(
+        ctx.audit
+            .verify(&thread)
+            .await
+            .map_err(crate::error::ChatError::from)?,
+    ))
 }

@@ -165,7 +165,12 @@ async fn upsert_user(
     Path(id): Path<String>,
     Body(body): Body<UserUpsert>,
 ) -> Result<Json<UserView>, ApiError> {
-    let profile = UserProfile { id, display_name: body.display_name, avatar_url: body.avatar_url, role: body.role };
+    let profile = UserProfile {
+        id,
+        display_name: body.display_name,
+        avatar_url: body.avatar_url,
+        role: body.role,
+    };
     ctx.chat.upsert_user(&actor, profile.clone()).await?;
     Ok(Json(UserView {
         id: profile.id,
@@ -185,7 +190,10 @@ async fn create_thread(
     ServiceCaller(actor): ServiceCaller,
     Body(body): Body<ThreadCreate>,
 ) -> Result<(StatusCode, Json<ThreadCreated>), ApiError> {
-    let created = ctx.chat.create_thread(&actor, body.id, body.title, body.participant_ids).await?;
+    let created = ctx
+        .chat
+        .create_thread(&actor, body.id, body.title, body.participant_ids)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(ThreadCreated {
@@ -224,7 +232,10 @@ async fn thread_messages(
     query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<AdminHistory>, ApiError> {
     let Query(q) = query?;
-    let page = ctx.chat.admin_history(&actor, &id, q.before_id.as_deref(), q.limit.as_deref()).await?;
+    let page = ctx
+        .chat
+        .admin_history(&actor, &id, q.before_id.as_deref(), q.limit.as_deref())
+        .await?;
     let messages = page
         .items
         .into_iter()
@@ -249,7 +260,10 @@ async fn thread_messages(
             }
         })
         .collect();
-    Ok(Json(AdminHistory { messages, has_more: page.has_more }))
+    Ok(Json(AdminHistory {
+        messages,
+        has_more: page.has_more,
+    }))
 }
 
 struct BearerAuth;

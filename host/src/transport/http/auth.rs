@@ -19,7 +19,13 @@ impl FromRequestParts<HttpContext> for ServiceCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, ctx: &HttpContext) -> Result<Self, ApiError> {
-        let unauthorized = || ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a bearer token is required");
+        let unauthorized = || {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "a bearer token is required",
+            )
+        };
         let token = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
@@ -28,12 +34,24 @@ impl FromRequestParts<HttpContext> for ServiceCaller {
             .map(str::trim)
             .ok_or_else(unauthorized)?;
         if constant_time_eq(token.as_bytes(), ctx.service_token.as_bytes()) {
-            return Ok(Self(Actor { user_id: "service".into(), role: Role::Admin, connection: None }));
+            return Ok(Self(Actor {
+                user_id: "service".into(),
+                role: Role::Admin,
+                connection: None,
+            }));
         }
         let identity = ctx.verifier.verify(token).map_err(|_| unauthorized())?;
         if identity.role != Role::Admin {
-            return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "admin role required"));
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "admin role required",
+            ));
         }
-        Ok(Self(Actor { user_id: identity.user_id, role: identity.role, connection: None }))
+        Ok(Self(Actor {
+            user_id: identity.user_id,
+            role: identity.role,
+            connection: None,
+        }))
     }
 }

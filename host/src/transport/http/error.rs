@@ -19,7 +19,11 @@ pub struct ApiError {
 impl ApiError {
     /// An error with an explicit status.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -39,7 +43,11 @@ impl From<ChatError> for ApiError {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         };
-        Self { status, code: e.code(), message: e.to_string() }
+        Self {
+            status,
+            code: e.code(),
+            message: e.to_string(),
+        }
     }
 }
 

@@ -8,9 +8,9 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::audit::AuditLog;
 use crate::auth::TokenVerifier;
+use crate::chat::ChatService;
 use crate::plugins::registry::PluginRegistry;
 use crate::plugins::sync::PluginSync;
-use crate::chat::ChatService;
 
 mod admin;
 mod api;
@@ -41,5 +41,9 @@ pub struct HttpContext {
 
 /// Every HTTP route of the server.
 pub fn router(ctx: HttpContext) -> Router {
-    Router::new().merge(api::router()).merge(admin::router()).merge(ops::router()).with_state(ctx)
+    Router::new()
+        .merge(api::router())
+        .merge(admin::router())
+        .merge(ops::router())
+        .with_state(ctx)
 }

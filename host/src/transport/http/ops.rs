@@ -32,11 +32,21 @@ async fn readyz(State(ctx): State<HttpContext>) -> impl IntoResponse {
     );
     let db_ok = matches!(db, Ok(Ok(())));
     let state_ok = matches!(state, Ok(Ok(())));
-    let status = if db_ok && state_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if db_ok && state_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
-    (status, Json(json!({ "database": word(db_ok), "state": word(state_ok) })))
+    (
+        status,
+        Json(json!({ "database": word(db_ok), "state": word(state_ok) })),
+    )
 }
 
 async fn metrics(State(ctx): State<HttpContext>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], ctx.metrics.render())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        ctx.metrics.render(),
+    )
 }
