@@ -40,5 +40,8 @@ done
 step "python-socketio smoke test"
 bash tests/python/run.sh
 
+step "load generator self-test (counts lost and duplicated messages)"
+bash tests/loadgen.sh
+
 echo
 echo "all tests passed"

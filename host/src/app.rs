@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use metrics_exporter_prometheus::PrometheusHandle;
 use socketioxide::adapter::{Adapter, LocalAdapter};
 use socketioxide::layer::SocketIoLayer;
@@ -236,7 +237,13 @@ impl Server<'_> {
         let refresher = tokio::spawn(wired.chat.clone().refresh_presence(stop.clone()));
         let server = tokio::spawn({
             let stop = stop.clone();
-            axum::serve(self.listener, router)
+            // No Nagle delay: small Socket.IO frames (acks, events) leave at once.
+            let listener = self.listener.tap_io(|tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "TCP_NODELAY not set");
+                }
+            });
+            axum::serve(listener, router)
                 .with_graceful_shutdown(async move { stop.cancelled().await })
                 .into_future()
         });

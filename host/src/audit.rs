@@ -9,7 +9,7 @@ use serde::Serialize;
 use sha2::Sha256;
 
 use crate::chat::model::now_ms;
-use crate::store::{AuditEntry, ChatStore, StoreError};
+use crate::store::{AuditEntry, AuditHead, ChatStore, StoreError};
 
 /// `prev_mac` of a thread's first entry.
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -120,15 +120,32 @@ impl AuditLog {
         )))
     }
 
+    async fn consistent_read(
+        &self,
+        thread: &str,
+    ) -> Result<(Option<AuditHead>, Vec<AuditEntry>), StoreError> {
+        let mut attempts = 0;
+        loop {
+            let before = self.store.audit_head(thread).await?;
+            let entries = self.store.audit_entries(thread).await?;
+            let after = self.store.audit_head(thread).await?;
+            attempts += 1;
+            if before == after || attempts == 5 {
+                return Ok((after, entries));
+            }
+        }
+    }
+
     /// A thread's entries, oldest first.
     pub async fn entries(&self, thread: &str) -> Result<Vec<AuditEntry>, StoreError> {
         self.store.audit_entries(thread).await
     }
 
-    /// Recomputes the chain and the head.
+    /// Recomputes the chain and the head. The head is read before and after the
+    /// entries; while appends move it, the read is repeated, so a busy chain is
+    /// checked on a consistent view rather than reported as tampered.
     pub async fn verify(&self, thread: &str) -> Result<Verification, StoreError> {
-        let entries = self.store.audit_entries(thread).await?;
-        let head = self.store.audit_head(thread).await?;
+        let (head, entries) = self.consistent_read(thread).await?;
         let fail = |problem: String| Verification {
             entries: entries.len(),
             valid: false,
@@ -151,18 +168,20 @@ impl AuditLog {
             }
             prev = e.mac.clone();
         }
-        match (entries.last(), head) {
-            (None, None) => {}
-            (Some(last), Some(head))
-                if head.seq == last.seq
-                    && head.head_mac == self.head_mac(thread, last.seq, &last.mac) => {}
-            (_, Some(head)) => {
-                return Ok(fail(format!(
-                    "the chain was truncated or its head forged: the head says {} entries",
-                    head.seq
-                )));
+        match head {
+            None if entries.is_empty() => {}
+            None => return Ok(fail("the chain's head is missing".into())),
+            Some(head) => {
+                let sealed = usize::try_from(head.seq - 1)
+                    .ok()
+                    .and_then(|i| entries.get(i));
+                if !sealed.is_some_and(|e| head.head_mac == self.head_mac(thread, e.seq, &e.mac)) {
+                    return Ok(fail(format!(
+                        "the chain was truncated or its head forged: the head says {} entries",
+                        head.seq
+                    )));
+                }
             }
-            (Some(_), None) => return Ok(fail("the chain's head is missing".into())),
         }
         Ok(Verification {
             entries: entries.len(),

@@ -16,8 +16,17 @@ use super::registry::PluginRegistry;
 /// Changes settle this long before a reload (editors and copies write in steps).
 const DEBOUNCE: Duration = Duration::from_millis(150);
 
-/// Loads `<dir>/<name>.wasm` with `<dir>/<name>.toml`.
-pub fn load_one(registry: &PluginRegistry, dir: &Path, name: &str) -> Result<(), String> {
+/// Outcome of [`load_one`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Loaded {
+    /// A new version (or a first one) is serving.
+    New,
+    /// The files hold what is already loaded; nothing changed.
+    Unchanged,
+}
+
+/// Loads `<dir>/<name>.wasm` with `<dir>/<name>.toml`, unless they hold the version already loaded.
+pub fn load_one(registry: &PluginRegistry, dir: &Path, name: &str) -> Result<Loaded, String> {
     let manifest_path = dir.join(format!("{name}.toml"));
     let text = std::fs::read_to_string(&manifest_path)
         .map_err(|e| format!("reading {}: {e}", manifest_path.display()))?;
@@ -33,7 +42,13 @@ pub fn load_one(registry: &PluginRegistry, dir: &Path, name: &str) -> Result<(),
     let wasm_path = dir.join(format!("{name}.wasm"));
     let wasm =
         std::fs::read(&wasm_path).map_err(|e| format!("reading {}: {e}", wasm_path.display()))?;
-    registry.load(&wasm, manifest).map(drop)
+    if let Some(current) = registry.get(name)
+        && current.manifest == manifest
+        && *current.wasm == *wasm
+    {
+        return Ok(Loaded::Unchanged);
+    }
+    registry.load(&wasm, manifest).map(|_| Loaded::New)
 }
 
 /// Names of the plugins present in `dir` (a `.wasm` file).
@@ -54,7 +69,7 @@ pub fn load_all(registry: &PluginRegistry, dir: &Path) -> Vec<String> {
     let mut loaded = Vec::new();
     for name in names_in(dir) {
         match load_one(registry, dir, &name) {
-            Ok(()) => loaded.push(name),
+            Ok(_) => loaded.push(name),
             Err(e) => tracing::error!(plugin = %name, error = %e, "plugin refused"),
         }
     }
@@ -69,7 +84,11 @@ pub fn watch(
 ) -> anyhow::Result<()> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event {
+        // Only changes count: reading the files during a reload reports `Access`
+        // events, which would otherwise trigger the next reload, forever.
+        if let Ok(event) = event
+            && !matches!(event.kind, notify::EventKind::Access(_))
+        {
             for path in event.paths {
                 let _ = tx.send(path);
             }
@@ -106,7 +125,10 @@ pub fn watch(
                 let (registry, dir) = (registry.clone(), dir.clone());
                 let result = tokio::task::spawn_blocking(move || {
                     if dir.join(format!("{name}.wasm")).exists() {
-                        load_one(&registry, &dir, &name).map(|()| format!("{name} reloaded"))
+                        load_one(&registry, &dir, &name).map(|loaded| match loaded {
+                            Loaded::New => format!("{name} reloaded"),
+                            Loaded::Unchanged => String::new(),
+                        })
                     } else if registry.remove(&name) {
                         Ok(format!("{name} removed"))
                     } else {

@@ -84,4 +84,14 @@ impl Dialect {
             }
         }
     }
+
+    /// Opens a transaction that will write. SQLite takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so concurrent writers wait on `busy_timeout` instead
+    /// of failing when a read lock cannot be upgraded.
+    pub fn begin_write(self) -> &'static str {
+        match self {
+            Self::MySql => "BEGIN",
+            Self::Sqlite => "BEGIN IMMEDIATE",
+        }
+    }
 }

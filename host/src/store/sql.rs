@@ -200,7 +200,11 @@ impl ChatStore for SqlStore {
     }
 
     async fn create_thread(&self, thread: &NewThread) -> StoreResult<CreateThread> {
-        let mut tx = self.pool.begin().await.map_err(err)?;
+        let mut tx = self
+            .pool
+            .begin_with(self.dialect.begin_write())
+            .await
+            .map_err(err)?;
         if !thread.participant_ids.is_empty() {
             let sql = format!(
                 "SELECT id FROM chat_user WHERE id IN ({})",
@@ -391,7 +395,11 @@ impl ChatStore for SqlStore {
         m: &NewMessage,
         receipts: &[NewReceipt],
     ) -> StoreResult<InsertMessage> {
-        let mut tx = self.pool.begin().await.map_err(err)?;
+        let mut tx = self
+            .pool
+            .begin_with(self.dialect.begin_write())
+            .await
+            .map_err(err)?;
         let inserted = sqlx::query(
             "INSERT INTO chat_message (thread_id, sender_id, body, client_message_id, created_at, request_hash) \
              VALUES (?, ?, ?, ?, ?, ?)",
@@ -469,7 +477,11 @@ impl ChatStore for SqlStore {
         message: MessageId,
         now: Millis,
     ) -> StoreResult<MarkRead> {
-        let mut tx = self.pool.begin().await.map_err(err)?;
+        let mut tx = self
+            .pool
+            .begin_with(self.dialect.begin_write())
+            .await
+            .map_err(err)?;
         let moved = sqlx::query(
             "UPDATE chat_participant SET last_read_message_id = ? WHERE thread_id = ? AND user_id = ? \
              AND (last_read_message_id IS NULL OR last_read_message_id < ?) \
@@ -656,7 +668,11 @@ impl ChatStore for SqlStore {
     }
 
     async fn audit_insert(&self, e: &AuditEntry, head_mac: &str) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await.map_err(err)?;
+        let mut tx = self
+            .pool
+            .begin_with(self.dialect.begin_write())
+            .await
+            .map_err(err)?;
         let inserted = sqlx::query(
             "INSERT INTO chat_audit_entry (seq, thread_id, plugin, kind, actor_id, detail, created_at, prev_mac, mac) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
