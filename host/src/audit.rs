@@ -175,7 +175,7 @@ impl AuditLog {
                 let sealed = usize::try_from(head.seq - 1)
                     .ok()
                     .and_then(|i| entries.get(i));
-                if !sealed.is_some_and(|e| head.head_mac == self.head_mac(thread, e.seq, &e.mac)) {
+                if sealed.is_none_or(|e| head.head_mac != self.head_mac(thread, e.seq, &e.mac)) {
                     return Ok(fail(format!(
                         "the chain was truncated or its head forged: the head says {} entries",
                         head.seq
