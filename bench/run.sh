@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# Benchmarks of chat-host with chat-load. Results (JSON) go to bench/results/.
+#   bash bench/run.sh floors                     Redis PING, MariaDB single-row commit (one connection)
+#   bash bench/run.sh storm  BACKEND N RATE      connect storm (BACKEND: embedded | mariadb | echo)
+#   bash bench/run.sh pairs  BACKEND PAIRS RATE... [DURATION]  1:1 pairs, one run per rate
+#   bash bench/run.sh plugins BACKEND RATE       pairs at RATE with 0, 1 and 3 plugins
+#   bash bench/run.sh room   BACKEND MEMBERS SENDERS RATE
+#   bash bench/run.sh verify [PREFIX]            DB check of MariaDB runs (messages once, receipts)
+# The server is pinned to CPU 0 and chat-load to CPU 1 (taskset); the server's CPU time
+# (utime+stime from /proc/<pid>/stat) over the chat-load run is added to each JSON as
+# "serverCpu". Env: PERF (profile file), CHAT_HOST_BIN, CHAT_LOAD_BIN, SERVER_CPU (0), LOAD_CPU (1), DURATION (20).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/chat-host/target}"
+HOST_BIN="${CHAT_HOST_BIN:-$CARGO_TARGET_DIR/release/chat-host}"
+LOAD_BIN="${CHAT_LOAD_BIN:-$CARGO_TARGET_DIR/release/chat-load}"
+ECHO_BIN="${CHAT_ECHO_BIN:-$CARGO_TARGET_DIR/release/chat-echo}"
+SERVER_CPU="${SERVER_CPU:-0}" LOAD_CPU="${LOAD_CPU:-1}"
+DB_URL="${DATABASE_URL:-mysql://root@127.0.0.1:3306/chat_host_bench}"
+REDIS="${REDIS_URL:-redis://127.0.0.1:6379}"
+OUT=bench/results
+mkdir -p "$OUT"
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+export CHAT_JWT_SECRET="bench-$RANDOM-$RANDOM-secret" CHAT_SERVICE_TOKEN="bench-$RANDOM-$RANDOM-token"
+
+pid= url= data=
+stop_server() {
+  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=; fi
+  [ -n "$data" ] && rm -rf "$data"; data=
+}
+trap stop_server EXIT
+
+# start_server BACKEND PLUGINS: PLUGINS is a comma-separated list of plugin names (or "").
+start_server() {
+  local backend=$1 plugins=${2:-}
+  data=$(mktemp -d)
+  mkdir -p "$data/plugins"
+  local p
+  for p in ${plugins//,/ }; do
+    cp "$CARGO_TARGET_DIR/plugins/$p.wasm" "$CARGO_TARGET_DIR/plugins/$p.toml" "$data/plugins/"
+  done
+  if [ -f "$data/plugins/tiered-rate-limit.toml" ]; then
+    # High limits, so the policy is computed on every send but never throttles the run.
+    sed -i -e 's|^client = .*|client = "1000000/60s"|' -e 's|^freelancer = .*|freelancer = "1000000/60s"|' \
+      -e 's|^new-account = .*|new-account = "1000000/60s"|' "$data/plugins/tiered-rate-limit.toml"
+  fi
+  local env=(CHAT_LISTEN=127.0.0.1:0 CHAT_DATA_DIR="$data" CHAT_RATE_LIMIT_PER_MINUTE=100000000
+    CHAT_PLUGIN_DIR="$data/plugins" RUST_LOG="${RUST_LOG:-warn}")
+  if [ "$backend" = mariadb ]; then
+    mysql -uroot -h127.0.0.1 -e 'CREATE DATABASE IF NOT EXISTS chat_host_bench'
+    env+=(DATABASE_URL="$DB_URL" REDIS_URL="$REDIS")
+  fi
+  local bin=$HOST_BIN
+  [ "$backend" = echo ] && bin=$ECHO_BIN   # transport floor: bare socketioxide (loadgen/src/bin/chat-echo.rs)
+  (cd "$data" && exec env "${env[@]}" taskset -c "$SERVER_CPU" "$bin") >"$data/server.log" 2>&1 &
+  pid=$!
+  url=
+  for _ in $(seq 1 300); do
+    url=$(sed -n 's/^chat-\(host\|echo\) listening on //p' "$data/server.log")
+    [ -n "$url" ] && break
+    kill -0 "$pid" 2>/dev/null || { cat "$data/server.log"; echo "bench: chat-host exited" >&2; exit 1; }
+    sleep 0.1
+  done
+  [ -n "$url" ] || { cat "$data/server.log"; echo "bench: chat-host did not start" >&2; exit 1; }
+  echo "bench: chat-host ($backend, plugins: ${plugins:-none}) pid $pid at $url, CPU $SERVER_CPU" >&2
+}
+
+db_counters() {
+  mysql -uroot -h127.0.0.1 -N -e "SHOW GLOBAL STATUS WHERE Variable_name IN ('Questions','Com_commit','Com_insert')" |
+    sort | awk '{v[$1]=$2} END {print v["Questions"]+0, v["Com_commit"]+0, v["Com_insert"]+0}'
+}
+redis_counter() { redis-cli info stats | tr -d '\r' | sed -n 's/^total_commands_processed://p'; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# load NAME ARGS...: one chat-load run against the running server, JSON to $OUT/NAME.json.
+load() {
+  local name=$1; shift
+  local before after
+  [ -n "${PERF:-}" ] && name="$name-perf"   # profiled runs are kept apart from the clean ones
+  [ -n "${TAG:-}" ] && name="$name-$TAG"   # repeated runs
+  before=$(cpu_ticks "$pid")
+  # Steady-state server CPU: ticks over a window inside the send phase (from 2 s after the
+  # start to 2 s before the end of DURATION; setup and connect of a few hundred sockets take < 1 s).
+  local window=$(( ${DURATION:-20} - 4 )) sampler=
+  rm -f "$OUT/.window"
+  if [[ " $* " != *" connect-storm "* ]]; then
+    (sleep 2; a=$(cpu_ticks "$pid"); sleep "$window"; b=$(cpu_ticks "$pid"); echo "$window $a $b" >"$OUT/.window") &
+    sampler=$!
+  fi
+  local dbq0 rc0
+  dbq0=$(db_counters) rc0=$(redis_counter)
+  echo "bench: $name: chat-load $*" >&2
+  # PERF=FILE: also profile the server (perf record -g, PERF_SEC seconds, from 5 s into the run).
+  [ -n "${PERF:-}" ] && (sleep 5; perf record -q -F 499 -g -o "$PERF" -p "$pid" -- sleep "${PERF_SEC:-8}" >/dev/null 2>&1) &
+  taskset -c "$LOAD_CPU" "$LOAD_BIN" --url "$url" --server-pid "$pid" --quiet --json "$OUT/$name.json" "$@" \
+    || echo "bench: $name: chat-load exited with $?" >&2
+  after=$(cpu_ticks "$pid")
+  [ -n "$sampler" ] && { wait "$sampler" 2>/dev/null || true; }
+  python3 - "$OUT/$name.json" "$before" "$after" "$(getconf CLK_TCK)" "$BACKEND" "${PLUGINS:-}" "$(cat "$OUT/.window" 2>/dev/null)" \
+    "$dbq0" "$(db_counters)" "$rc0" "$(redis_counter)" <<'PY'
+import json, sys
+f, b, a, hz, backend, plugins, window, dq0, dq1, rc0, rc1 = sys.argv[1:]
+r = json.load(open(f))
+if backend == "mariadb":
+    # Server-wide counters over the whole chat-load run (setup included): statements and
+    # commits MariaDB executed, commands Redis processed.
+    d0, d1 = (dict(zip(["questions", "commit", "insert"], map(int, x.split()))) for x in (dq0, dq1))
+    r["backendCounters"] = {k: d1[k] - d0[k] for k in d0}
+    r["backendCounters"]["redisCommands"] = int(rc1) - int(rc0)
+r["serverCpu"] = {"seconds": (int(a) - int(b)) / int(hz)}
+if window and r.get("messages") and r.get("params", {}).get("rate"):
+    w, wa, wb = map(int, window.split())
+    sec = (wb - wa) / int(hz)
+    r["serverCpu"]["window"] = {"seconds": w, "cpuSeconds": sec,
+                                "cpuUsPerMsg": sec * 1e6 / (w * r["params"]["rate"])}
+r["bench"] = {"backend": backend, "plugins": [p for p in plugins.split(",") if p]}
+json.dump(r, open(f, "w"), indent=1)
+PY
+  python3 bench/summary.py "$OUT/$name.json"
+}
+
+scenario=${1:-}; shift || true
+case "$scenario" in
+  floors)
+    {
+      echo "== redis-benchmark PING (50 clients, default) and one client (-c 1)"
+      redis-benchmark -q -n 20000 -t ping 2>&1 | tr '\r' '\n' | grep -v -e 'rps=' -e '^ *$'
+      redis-benchmark -q -n 20000 -c 1 -t ping 2>&1 | tr '\r' '\n' | grep -v -e 'rps=' -e '^ *$'
+      echo "== MariaDB: single-row INSERT with autocommit, one connection"
+      python3 bench/commit_floor.py 3000
+    } | tee "$OUT/floors.txt"
+    ;;
+  storm)
+    BACKEND=$1 n=$2 rate=$3
+    start_server "$BACKEND" ""
+    load "storm-$BACKEND-$n-$rate" connect-storm --sockets "$n" --rate "$rate" --hold "${HOLD:-5}"
+    ;;
+  pairs)
+    BACKEND=$1 npairs=$2; shift 2
+    start_server "$BACKEND" ""
+    for rate in "$@"; do
+      load "pairs-$BACKEND-$npairs-$rate" --prefix "bp${BACKEND:0:1}$rate$RANDOM" \
+        pairs --pairs "$npairs" --rate "$rate" --duration "${DURATION:-20}"
+    done
+    ;;
+  plugins)
+    BACKEND=$1 rate=$2
+    for PLUGINS in "" "contact-filter" "blocklist,contact-filter,tiered-rate-limit"; do
+      start_server "$BACKEND" "$PLUGINS"
+      n=$(echo "$PLUGINS" | awk -F, '{print ($0=="") ? 0 : NF}')
+      load "plugins-$BACKEND-$n-$rate" --prefix "bx$n$RANDOM" pairs --pairs 100 --rate "$rate" --duration "${DURATION:-20}"
+      stop_server
+    done
+    ;;
+  room)
+    BACKEND=$1 members=$2 senders=$3 rate=$4
+    start_server "$BACKEND" ""
+    load "room-$BACKEND-$members-$senders-$rate" --prefix "br$RANDOM" \
+      room --members "$members" --senders "$senders" --rate "$rate" --duration "${DURATION:-20}"
+    ;;
+  verify)
+    # Per run prefix (thread ids are <prefix>-t<n>): messages stored, distinct (sender, client id),
+    # receipts, messages whose receipt count differs from the thread's participant count.
+    # Compare "messages" with the run's acked count (bench/results/*.json).
+    like=${1:-%}
+    mysql -uroot -h127.0.0.1 chat_host_bench -t -e "
+      SELECT SUBSTRING_INDEX(m.thread_id, '-t', 1) AS prefix, COUNT(*) AS messages,
+             COUNT(DISTINCT m.sender_id, m.client_message_id) AS distinct_client_ids,
+             SUM(COALESCE(r.receipts, 0)) AS receipts,
+             SUM(COALESCE(r.receipts, 0) <> p.participants) AS wrong_receipt_count
+      FROM chat_message m
+      LEFT JOIN (SELECT message_id, COUNT(*) AS receipts FROM chat_message_receipt GROUP BY message_id) r
+        ON r.message_id = m.id
+      JOIN (SELECT thread_id, COUNT(*) AS participants FROM chat_participant GROUP BY thread_id) p
+        ON p.thread_id = m.thread_id
+      WHERE m.thread_id LIKE '${like}-t%'
+      GROUP BY prefix ORDER BY prefix"
+    ;;
+  *) sed -n 2,11p "$0"; exit 1 ;;
+esac
