@@ -29,9 +29,11 @@ const CLOSED_RATE_LIMIT: RateLimit = RateLimit {
 /// Events waiting for the events plugins before new ones are dropped (and counted).
 const EVENT_QUEUE: usize = 4096;
 
-/// The plugins as one link of the policy chain. Plugin code runs on tokio's
-/// blocking pool, never on the async workers: a plugin spending its whole time
-/// budget stalls no socket, and WASI's synchronous host calls may block there.
+/// The plugins as one link of the policy chain. Hook calls run on the thread
+/// of the task handling the event, inside `block_in_place`: that thread first
+/// hands its worker's other tasks on, so a plugin spending its whole time budget
+/// stalls no socket and WASI's synchronous host calls may block, while the call
+/// itself needs no hand-off to another thread and back.
 pub struct PluginPolicy {
     registry: Arc<PluginRegistry>,
     max_body_chars: usize,
@@ -110,8 +112,7 @@ impl Policy for PluginPolicy {
         if !plugins.iter().any(|p| p.enabled() && p.hooks.access) {
             return Verdict::Allow;
         }
-        let request = to_wit(req);
-        off_workers(Verdict::Allow, move || access_chain(&plugins, &request)).await
+        tokio::task::block_in_place(|| access_chain(&plugins, &to_wit(req)))
     }
 
     async fn rate_limit(&self, req: &Request<'_>) -> Option<RateLimit> {
@@ -119,8 +120,7 @@ impl Policy for PluginPolicy {
         if !plugins.iter().any(|p| p.enabled() && p.hooks.rate_limit) {
             return None;
         }
-        let request = to_wit(req);
-        off_workers(None, move || rate_limit_chain(&plugins, &request)).await
+        tokio::task::block_in_place(|| rate_limit_chain(&plugins, &to_wit(req)))
     }
 
     async fn message_hook(&self, req: &Request<'_>, body: &str) -> HookVerdict {
@@ -128,25 +128,9 @@ impl Policy for PluginPolicy {
         if !plugins.iter().any(|p| p.enabled() && p.hooks.message_hook) {
             return HookVerdict::Pass;
         }
-        let (request, body, max) = (to_wit(req), body.to_owned(), self.max_body_chars);
-        off_workers(HookVerdict::Pass, move || {
-            message_hook_chain(&plugins, &request, &body, max)
+        tokio::task::block_in_place(|| {
+            message_hook_chain(&plugins, &to_wit(req), body, self.max_body_chars)
         })
-        .await
-    }
-}
-
-/// Runs a chain on the blocking pool; if that task dies, `fallback` (logged).
-async fn off_workers<T: Send + 'static>(
-    fallback: T,
-    chain: impl FnOnce() -> T + Send + 'static,
-) -> T {
-    match tokio::task::spawn_blocking(chain).await {
-        Ok(result) => result,
-        Err(e) => {
-            tracing::error!(error = %e, "plugin chain task failed");
-            fallback
-        }
     }
 }
 
@@ -283,15 +267,18 @@ fn message_hook_chain(
 }
 
 /// Feeds events to the events plugins on a dedicated thread; a full queue
-/// drops (and counts) instead of blocking.
+/// drops (and counts) instead of blocking. Without an enabled events plugin,
+/// events are not queued at all.
 pub struct PluginEvents {
     tx: SyncSender<ChatEvent>,
+    registry: Arc<PluginRegistry>,
 }
 
 impl PluginEvents {
     /// Starts the worker thread over the registry's current plugins.
     pub fn start(registry: Arc<PluginRegistry>) -> std::io::Result<Self> {
         let (tx, rx) = sync_channel::<ChatEvent>(EVENT_QUEUE);
+        let observed = registry.clone();
         std::thread::Builder::new()
             .name("plugin-events".into())
             .spawn(move || {
@@ -304,7 +291,7 @@ impl PluginEvents {
                         subject_id: event.subject_id.clone(),
                         at_ms: event.at_ms,
                     };
-                    for plugin in registry
+                    for plugin in observed
                         .snapshot()
                         .iter()
                         .filter(|p| p.enabled() && p.hooks.events)
@@ -316,12 +303,20 @@ impl PluginEvents {
                     }
                 }
             })?;
-        Ok(Self { tx })
+        Ok(Self { tx, registry })
     }
 }
 
 impl EventObserver for PluginEvents {
     fn observe(&self, event: &ChatEvent) {
+        let wanted = self
+            .registry
+            .snapshot()
+            .iter()
+            .any(|p| p.enabled() && p.hooks.events);
+        if !wanted {
+            return;
+        }
         if let Err(TrySendError::Full(_)) = self.tx.try_send(event.clone()) {
             metrics::counter!("chat_plugin_events_dropped_total").increment(1);
         }

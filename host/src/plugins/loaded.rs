@@ -237,6 +237,11 @@ impl LoadedPlugin {
         }
     }
 
+    /// Drops the cached read of `key`: its value changed outside this plugin.
+    pub fn kv_changed(&self, key: &str) {
+        self.env.kv_cache.forget(key);
+    }
+
     /// Reports a hook result that broke the contract (too large, malformed).
     pub fn bad_result(&self, hook: &'static str, why: String) -> Fault {
         self.stats.fault(hook, Fault::BadResult(why))

@@ -78,6 +78,9 @@ pub struct Manifest {
     /// Per-call limits.
     #[serde(default)]
     pub limits: Limits,
+    /// How long a key-value read is cached in the instance, in milliseconds; 0: never.
+    #[serde(default = "Manifest::default_kv_cache_ms")]
+    pub kv_cache_ms: u64,
     /// String values the plugin reads with `host.config(key)`.
     #[serde(default)]
     pub config: BTreeMap<String, String>,
@@ -87,6 +90,8 @@ pub struct Manifest {
 pub const MAX_TIME_MS: u64 = 1_000;
 /// Largest memory cap a manifest may ask for, in MiB.
 pub const MAX_MEMORY_MB: u64 = 256;
+/// Longest key-value read cache a manifest may ask for, in milliseconds.
+pub const MAX_KV_CACHE_MS: u64 = 60_000;
 
 impl Manifest {
     fn default_order() -> i32 {
@@ -94,6 +99,14 @@ impl Manifest {
     }
     fn default_enabled() -> bool {
         true
+    }
+    fn default_kv_cache_ms() -> u64 {
+        1_000
+    }
+
+    /// How long a key-value read is cached.
+    pub fn kv_cache(&self) -> Duration {
+        Duration::from_millis(self.kv_cache_ms)
     }
 
     /// Parses and checks a manifest.
@@ -123,6 +136,9 @@ impl Manifest {
         if !(1..=MAX_MEMORY_MB).contains(&self.limits.memory_mb) {
             return Err(format!("limits.memory-mb must be 1-{MAX_MEMORY_MB}"));
         }
+        if self.kv_cache_ms > MAX_KV_CACHE_MS {
+            return Err(format!("kv-cache-ms must be 0-{MAX_KV_CACHE_MS}"));
+        }
         Ok(())
     }
 }
@@ -147,6 +163,7 @@ mod tests {
         .unwrap();
         assert_eq!(m.order, 100);
         assert!(m.enabled);
+        assert_eq!(m.kv_cache(), Duration::from_secs(1));
         assert_eq!(
             m.limits,
             Limits {
@@ -166,6 +183,7 @@ mod tests {
             "name = \"x\"\nversion = \"1\"\nfail = \"maybe\"",
             "name = \"x\"\nversion = \"1\"\nfail = \"open\"\n[limits]\ntime-ms = 0",
             "name = \"x\"\nversion = \"1\"\nfail = \"open\"\n[limits]\nmemory-mb = 100000",
+            "name = \"x\"\nversion = \"1\"\nfail = \"open\"\nkv-cache-ms = 3600000",
         ] {
             assert!(Manifest::parse(bad).is_err(), "{bad}");
         }

@@ -3,6 +3,7 @@
 //! - [`bindings`]: all generated code of the `chat:plugin@0.1.0` WIT package.
 //! - [`engine`]: the wasmtime engine, epoch ticker, precompiled-artifact cache.
 //! - [`imports`]: host implementations of `host`, `kv`, `audit` (one file each).
+//! - [`kv_cache`]: each plugin's read cache in front of its key-value store.
 //! - [`store_data`]: per-instance store data (WASI without files/network/env).
 //! - [`manifest`]: `<name>.toml`: order, fail policy, limits, config.
 //! - [`loaded`]: one plugin version with warm instances and per-call limits.
@@ -17,6 +18,7 @@ pub mod chain;
 pub mod directory;
 pub mod engine;
 pub mod imports;
+pub mod kv_cache;
 pub mod loaded;
 pub mod manifest;
 pub mod metrics;

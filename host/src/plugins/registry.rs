@@ -10,6 +10,7 @@ use wasmtime::component::Linker;
 
 use super::engine::PluginEngine;
 use super::imports;
+use super::kv_cache::KvCache;
 use super::loaded::LoadedPlugin;
 use super::manifest::Manifest;
 use super::store_data::{PluginEnv, PluginState};
@@ -69,6 +70,7 @@ impl PluginRegistry {
             name: manifest.name.as_str().into(),
             config: manifest.config.clone(),
             state: self.services.state.clone(),
+            kv_cache: KvCache::new(manifest.kv_cache()),
             audit: self.services.audit.clone(),
             runtime: self.services.runtime.clone(),
         })

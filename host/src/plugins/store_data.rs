@@ -12,6 +12,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use super::kv_cache::KvCache;
 use crate::audit::AuditLog;
 use crate::state::StateStore;
 
@@ -23,6 +24,8 @@ pub struct PluginEnv {
     pub config: BTreeMap<String, String>,
     /// Backs the plugin's key-value store.
     pub state: Arc<dyn StateStore>,
+    /// Recent reads and writes of that store.
+    pub kv_cache: KvCache,
     /// Backs `audit.append`.
     pub audit: Arc<AuditLog>,
     /// Runs the async backends from a synchronous host call.

@@ -1,6 +1,10 @@
 //! Plugins changed through the admin API are stored in the database and announced
 //! on the state store's pub/sub, so every instance (and the next start) runs the
-//! same versions.
+//! same versions. Admin writes of a plugin's key-value entries are announced the
+//! same way, so no instance keeps serving a cached read of the old value.
+//!
+//! Announcements are `<instance> <plugin>` (the plugin changed) or
+//! `<instance> <plugin> <key>` (one of its keys changed); names have no spaces.
 
 use std::sync::Arc;
 
@@ -87,10 +91,19 @@ impl PluginSync {
         self.announce(name).await
     }
 
-    async fn announce(&self, name: &str) -> Result<(), ChatError> {
+    /// Forgets this instance's cached read of a key an admin changed, and tells the
+    /// other instances to forget theirs.
+    pub async fn kv_changed(&self, name: &str, key: &str) -> Result<(), ChatError> {
+        if let Some(plugin) = self.registry.get(name) {
+            plugin.kv_changed(key);
+        }
+        self.announce(&format!("{name} {key}")).await
+    }
+
+    async fn announce(&self, subject: &str) -> Result<(), ChatError> {
         Ok(self
             .state
-            .publish_plugin_change(&format!("{} {name}", self.instance))
+            .publish_plugin_change(&format!("{} {subject}", self.instance))
             .await?)
     }
 
@@ -103,12 +116,19 @@ impl PluginSync {
                     m = changes.recv() => match m { Some(m) => m, None => return },
                     () = stop.cancelled() => return,
                 };
-                let Some((from, name)) = message.split_once(' ') else {
+                let Some((from, subject)) = message.split_once(' ') else {
                     continue;
                 };
                 if from == self.instance {
                     continue;
                 }
+                if let Some((name, key)) = subject.split_once(' ') {
+                    if let Some(plugin) = self.registry.get(name) {
+                        plugin.kv_changed(key);
+                    }
+                    continue;
+                }
+                let name = subject;
                 let outcome = match self.store.plugin_get(name).await {
                     Ok(Some(plugin)) => self.install(plugin).await,
                     Ok(None) => {

@@ -1,4 +1,5 @@
-//! `chat:plugin/kv`: the plugin's own key-value namespace in the state store, with quotas.
+//! `chat:plugin/kv`: the plugin's own key-value namespace in the state store, with
+//! quotas; reads go through the plugin's [`KvCache`](crate::plugins::kv_cache::KvCache).
 
 use std::time::Duration;
 
@@ -20,11 +21,16 @@ fn check_key(key: &str) -> Result<(), String> {
 impl kv::Host for PluginState {
     fn get(&mut self, key: String) -> Option<String> {
         check_key(&key).ok()?;
+        if let Some(cached) = self.env.kv_cache.get(&key) {
+            return cached;
+        }
         let env = self.env.clone();
-        env.block_on(env.state.kv_get(&env.name, &key))
+        let value = env
+            .block_on(env.state.kv_get(&env.name, &key))
             .inspect_err(|e| tracing::warn!(plugin = %env.name, error = %e, "kv get failed"))
-            .ok()
-            .flatten()
+            .ok()?;
+        env.kv_cache.put(&key, value.clone(), None);
+        value
     }
 
     fn set(&mut self, key: String, value: String, ttl_ms: Option<u64>) -> Result<(), String> {
@@ -33,16 +39,19 @@ impl kv::Host for PluginState {
             return Err(format!("values are at most {MAX_VALUE} bytes"));
         }
         let env = self.env.clone();
-        env.block_on(
-            env.state
-                .kv_set(&env.name, &key, &value, ttl_ms.map(Duration::from_millis)),
-        )
-        .map_err(|e| e.to_string())
+        let ttl = ttl_ms.map(Duration::from_millis);
+        let written = env.block_on(env.state.kv_set(&env.name, &key, &value, ttl));
+        match written {
+            Ok(()) => env.kv_cache.put(&key, Some(value), ttl),
+            Err(_) => env.kv_cache.forget(&key),
+        }
+        written.map_err(|e| e.to_string())
     }
 
     fn incr(&mut self, key: String, delta: i64, ttl_ms: Option<u64>) -> Result<i64, String> {
         check_key(&key)?;
         let env = self.env.clone();
+        env.kv_cache.forget(&key);
         env.block_on(
             env.state
                 .kv_incr(&env.name, &key, delta, ttl_ms.map(Duration::from_millis)),
@@ -53,6 +62,7 @@ impl kv::Host for PluginState {
     fn delete(&mut self, key: String) -> Result<(), String> {
         check_key(&key)?;
         let env = self.env.clone();
+        env.kv_cache.forget(&key);
         env.block_on(env.state.kv_delete(&env.name, &key))
             .map(drop)
             .map_err(|e| e.to_string())

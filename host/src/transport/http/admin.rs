@@ -349,6 +349,7 @@ pub(super) async fn kv_put(
         .kv_set(&name, &key, &entry.value, ttl)
         .await
         .map_err(crate::error::ChatError::from)?;
+    ctx.plugin_sync.kv_changed(&name, &key).await?;
     publish(&ctx, "plugin_kv_set", &actor, &name);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -367,6 +368,7 @@ pub(super) async fn kv_delete(
         .kv_delete(&name, &key)
         .await
         .map_err(crate::error::ChatError::from)?;
+    ctx.plugin_sync.kv_changed(&name, &key).await?;
     publish(&ctx, "plugin_kv_deleted", &actor, &name);
     Ok(StatusCode::NO_CONTENT)
 }
