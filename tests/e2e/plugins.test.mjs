@@ -1106,4 +1106,29 @@ describe('plugins: changes reach every instance (mysql-redis)', { skip: needsMys
       await c?.stop();
     }
   });
+
+  it('an admin kv write on A drops the read B cached (kv-cache-ms = 60000): block and unblock reach B at once', async (t) => {
+    const name = uniquePluginName('e2e-kvcache');
+    const { freelancer, thread } = await cast(a);
+    const fB = await onlineIn(b, freelancer, thread.id, { label: 'freelancer@B' });
+    try {
+      const { wasm } = builtPlugin('blocklist');
+      const manifest = editManifest('blocklist', { name, 'kv-cache-ms': 60_000 });
+      assert.equal((await uploadPlugin(a, name, manifest.text, wasm)).status, 200);
+      await waitForVersion(b, name, manifest.version, { timeout: SWITCH_MS });
+      // B reads "not blocked" and may keep that for a minute.
+      assert.equal((await probe(fB, thread.id)).ok, true);
+      assert.equal((await probe(fB, thread.id)).ok, true);
+
+      await kvSet(a, name, `blocked:${freelancer.id}`, 'cached on B');
+      const blocked = await until(() => probe(fB, thread.id), isForbidden, { timeout: 1_000, what: 'the block on A reaches B' });
+      assertForbidden(blocked.ack, /^you are blocked: cached on B$/);
+      await kvDelete(a, name, `blocked:${freelancer.id}`);
+      const unblocked = await until(() => probe(fB, thread.id), isOk, { timeout: 1_000, what: 'the unblock on A reaches B' });
+      t.diagnostic(`kv write on A seen by B after: block ${blocked.ms} ms, unblock ${unblocked.ms} ms`);
+    } finally {
+      await removePlugin(a, name);
+      await closeAll(fB);
+    }
+  });
 });
