@@ -232,6 +232,8 @@ describe('plugins: each hook kind decides real events', () => {
       const f = await online(server, freelancer);
       try {
         await kvSet(server, 'blocklist', `blocked:${freelancer.id}`, '1', 1_000);
+        const { ttlMs } = (await kvGet(server, 'blocklist', `blocked:${freelancer.id}`)).json;
+        assert.ok(ttlMs > 0 && ttlMs <= 1_000, `a read shows the time left, got ${ttlMs}`);
         assertForbidden(await probe(f, thread.id), /^you are blocked$/);
         const { ms } = await until(() => probe(f, thread.id), isOk, { timeout: 5_000, what: 'the block expired' });
         t.diagnostic(`a 1000 ms block was lifted ${ms} ms after the first denied probe`);

@@ -3,8 +3,8 @@
 //!
 //! Reads are kept for the manifest's `kv-cache-ms`; the plugin's own writes and
 //! admin API writes on any instance (announced by [`super::sync`]) drop or update
-//! the entry at once. What the cache can miss is a write by the plugin itself on
-//! another instance, or a key's own TTL running out: for those a read may be up
+//! the entry at once, and no entry outlives the key's own TTL. What the cache can
+//! miss is a write by the plugin itself on another instance: such a read may be up
 //! to `kv-cache-ms` stale. Counters (`incr`) always go to the backend.
 
 use std::collections::HashMap;

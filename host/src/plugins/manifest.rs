@@ -101,7 +101,7 @@ impl Manifest {
         true
     }
     fn default_kv_cache_ms() -> u64 {
-        1_000
+        10_000
     }
 
     /// How long a key-value read is cached.
@@ -163,7 +163,7 @@ mod tests {
         .unwrap();
         assert_eq!(m.order, 100);
         assert!(m.enabled);
-        assert_eq!(m.kv_cache(), Duration::from_secs(1));
+        assert_eq!(m.kv_cache(), Duration::from_secs(10));
         assert_eq!(
             m.limits,
             Limits {

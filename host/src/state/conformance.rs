@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::memory::MemoryState;
 use super::redis::RedisState;
-use super::{OFFLINE_QUEUE_MAX, RateDecision, StateStore};
+use super::{KvValue, OFFLINE_QUEUE_MAX, RateDecision, StateStore};
 use crate::testing::{redis_url, unique};
 
 async fn backends() -> Vec<(&'static str, Arc<dyn StateStore>)> {
@@ -229,8 +229,11 @@ async fn plugin_kv_is_namespaced_and_counts_with_ttl() {
         assert_eq!(s.kv_get(&p1, "k").await.unwrap(), None, "{name}");
         s.kv_set(&p1, "k", "v", None).await.unwrap();
         assert_eq!(
-            s.kv_get(&p1, "k").await.unwrap().as_deref(),
-            Some("v"),
+            s.kv_get(&p1, "k").await.unwrap(),
+            Some(KvValue {
+                value: "v".into(),
+                ttl: None
+            }),
             "{name}"
         );
         assert_eq!(
@@ -254,6 +257,14 @@ async fn plugin_kv_is_namespaced_and_counts_with_ttl() {
         );
         assert!(s.kv_delete(&p1, "k").await.unwrap(), "{name}");
         assert!(!s.kv_delete(&p1, "k").await.unwrap(), "{name}");
+        s.kv_set(&p1, "timed", "x", Some(Duration::from_secs(60)))
+            .await
+            .unwrap();
+        let left = s.kv_get(&p1, "timed").await.unwrap().and_then(|e| e.ttl);
+        assert!(
+            left.is_some_and(|t| t > Duration::from_secs(50) && t <= Duration::from_secs(60)),
+            "{name}: the time left, got {left:?}"
+        );
         s.kv_set(&p1, "short", "x", Some(Duration::from_millis(30)))
             .await
             .unwrap();

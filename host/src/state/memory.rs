@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::{
-    EVENT_STREAM_MAX, OFFLINE_QUEUE_MAX, OFFLINE_QUEUE_TTL, OfflineBatch, RateDecision, StateError,
-    StateResult, StateStore, StreamEntry,
+    EVENT_STREAM_MAX, KvValue, OFFLINE_QUEUE_MAX, OFFLINE_QUEUE_TTL, OfflineBatch, RateDecision,
+    StateError, StateResult, StateStore, StreamEntry,
 };
 
 /// A value that disappears at `expires`.
@@ -246,8 +246,13 @@ impl StateStore for MemoryState {
         Ok(())
     }
 
-    async fn kv_get(&self, plugin: &str, key: &str) -> StateResult<Option<String>> {
-        Ok(self.with(|s| live_kv(s, plugin, key).map(|(v, _)| v.clone())))
+    async fn kv_get(&self, plugin: &str, key: &str) -> StateResult<Option<KvValue>> {
+        Ok(self.with(|s| {
+            live_kv(s, plugin, key).map(|(value, expires)| KvValue {
+                value: value.clone(),
+                ttl: expires.map(|e| e.saturating_duration_since(Instant::now())),
+            })
+        }))
     }
 
     async fn kv_set(

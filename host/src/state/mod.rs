@@ -65,6 +65,15 @@ pub struct StreamEntry {
     pub fields: Vec<(String, String)>,
 }
 
+/// A plugin's key-value entry as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvValue {
+    /// The value.
+    pub value: String,
+    /// Time left before the key expires, if it has a TTL.
+    pub ttl: Option<Duration>,
+}
+
 /// The realtime state store.
 #[async_trait]
 pub trait StateStore: Send + Sync + 'static {
@@ -111,8 +120,8 @@ pub trait StateStore: Send + Sync + 'static {
     /// Appends entries to the capped event stream.
     async fn append_events(&self, entries: &[StreamEntry]) -> StateResult<()>;
 
-    /// Reads a plugin's key.
-    async fn kv_get(&self, plugin: &str, key: &str) -> StateResult<Option<String>>;
+    /// Reads a plugin's key and the time it has left.
+    async fn kv_get(&self, plugin: &str, key: &str) -> StateResult<Option<KvValue>>;
     /// Writes a plugin's key, with an optional TTL.
     async fn kv_set(
         &self,

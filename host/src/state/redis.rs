@@ -10,8 +10,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, RedisError, Script};
 
 use super::{
-    EVENT_STREAM_MAX, OFFLINE_QUEUE_MAX, OFFLINE_QUEUE_TTL, OfflineBatch, RateDecision, StateError,
-    StateResult, StateStore, StreamEntry,
+    EVENT_STREAM_MAX, KvValue, OFFLINE_QUEUE_MAX, OFFLINE_QUEUE_TTL, OfflineBatch, RateDecision,
+    StateError, StateResult, StateStore, StreamEntry,
 };
 
 /// Pub/sub channel of plugin changes.
@@ -320,11 +320,19 @@ impl StateStore for RedisState {
         pipe.query_async::<()>(&mut self.conn()).await.map_err(err)
     }
 
-    async fn kv_get(&self, plugin: &str, key: &str) -> StateResult<Option<String>> {
-        self.conn()
-            .get(plugin_kv_key(plugin, key))
+    async fn kv_get(&self, plugin: &str, key: &str) -> StateResult<Option<KvValue>> {
+        let key = plugin_kv_key(plugin, key);
+        // PTTL: milliseconds left, -1 without a TTL, -2 for a missing key.
+        let (value, pttl): (Option<String>, i64) = redis::pipe()
+            .get(&key)
+            .pttl(&key)
+            .query_async(&mut self.conn())
             .await
-            .map_err(err)
+            .map_err(err)?;
+        Ok(value.map(|value| KvValue {
+            value,
+            ttl: u64::try_from(pttl).ok().map(Duration::from_millis),
+        }))
     }
 
     async fn kv_set(

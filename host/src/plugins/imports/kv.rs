@@ -25,11 +25,13 @@ impl kv::Host for PluginState {
             return cached;
         }
         let env = self.env.clone();
-        let value = env
+        let entry = env
             .block_on(env.state.kv_get(&env.name, &key))
             .inspect_err(|e| tracing::warn!(plugin = %env.name, error = %e, "kv get failed"))
             .ok()?;
-        env.kv_cache.put(&key, value.clone(), None);
+        let ttl = entry.as_ref().and_then(|e| e.ttl);
+        let value = entry.map(|e| e.value);
+        env.kv_cache.put(&key, value.clone(), ttl);
         value
     }
 

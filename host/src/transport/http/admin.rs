@@ -90,7 +90,7 @@ pub struct PluginUpload {
 pub struct KvEntry {
     /// The value.
     pub value: String,
-    /// Expiry in milliseconds, if any (write only).
+    /// Expiry in milliseconds, if any: the TTL to set on a write, the time left on a read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_ms: Option<u64>,
 }
@@ -310,10 +310,10 @@ pub(super) async fn kv_get(
         .await
         .map_err(crate::error::ChatError::from)?;
     value
-        .map(|value| {
+        .map(|entry| {
             Json(KvEntry {
-                value,
-                ttl_ms: None,
+                value: entry.value,
+                ttl_ms: entry.ttl.map(|t| t.as_millis() as u64),
             })
         })
         .ok_or_else(|| {
