@@ -36,7 +36,7 @@ fn plugin_dir() -> std::path::PathBuf {
 }
 
 struct Bench {
-    _runtime: tokio::runtime::Runtime,
+    runtime: tokio::runtime::Runtime,
     registry: Arc<PluginRegistry>,
 }
 
@@ -72,10 +72,7 @@ fn setup() -> Bench {
         .unwrap();
         registry.load(&wasm, manifest).unwrap();
     }
-    Bench {
-        _runtime: runtime,
-        registry,
-    }
+    Bench { runtime, registry }
 }
 
 fn request() -> Request {
@@ -92,76 +89,79 @@ fn request() -> Request {
     }
 }
 
-type Call = Box<dyn Fn(&LoadedPlugin)>;
+/// What one benchmarked call does.
+#[derive(Clone, Copy)]
+enum Hook {
+    Access,
+    Message(&'static str),
+    RateLimit,
+    Events,
+}
 
-fn calls() -> Vec<(&'static str, &'static str, Call)> {
-    let req = Arc::new(request());
-    let event = Arc::new(Event {
+impl Hook {
+    fn name(self) -> &'static str {
+        match self {
+            Hook::Access => "access",
+            Hook::Message(_) => "message-hook",
+            Hook::RateLimit => "rate-limit",
+            Hook::Events => "events",
+        }
+    }
+}
+
+/// One hook call on a warm instance, exactly as the policy chain makes it.
+async fn call(p: &LoadedPlugin, hook: Hook, req: &Request, event: &Event) {
+    let mut c = p.begin(hook.name()).await.unwrap();
+    let w = &mut c.warm;
+    let result = match hook {
+        Hook::Access => {
+            let (g, s) = w.access().unwrap();
+            g.call_check(s, req).await.map(drop)
+        }
+        Hook::Message(body) => {
+            let (g, s) = w.message_hook().unwrap();
+            g.call_on_message(s, req, body).await.map(drop)
+        }
+        Hook::RateLimit => {
+            let (g, s) = w.rate_limit().unwrap();
+            g.call_policy(s, req).await.map(drop)
+        }
+        Hook::Events => {
+            let (g, s) = w.events().unwrap();
+            g.call_on_event(s, event).await
+        }
+    };
+    c.finish(result).unwrap();
+}
+
+fn event() -> Event {
+    Event {
         kind: "message_sent".into(),
         user_id: "alice".into(),
         thread_id: Some("t1".into()),
         message_id: Some("42".into()),
         subject_id: None,
         at_ms: 0,
-    });
-    let access = |req: Arc<Request>| -> Call {
-        Box::new(move |p: &LoadedPlugin| {
-            p.call("access", |w| {
-                let (g, s) = w.access().unwrap();
-                g.call_check(s, &req)
-            })
-            .unwrap();
-        })
-    };
-    let hook = |req: Arc<Request>, body: &'static str| -> Call {
-        Box::new(move |p: &LoadedPlugin| {
-            p.call("message-hook", |w| {
-                let (g, s) = w.message_hook().unwrap();
-                g.call_on_message(s, &req, body)
-            })
-            .unwrap();
-        })
-    };
-    let rate = |req: Arc<Request>| -> Call {
-        Box::new(move |p: &LoadedPlugin| {
-            p.call("rate-limit", |w| {
-                let (g, s) = w.rate_limit().unwrap();
-                g.call_policy(s, &req)
-            })
-            .unwrap();
-        })
-    };
-    let events = |event: Arc<Event>| -> Call {
-        Box::new(move |p: &LoadedPlugin| {
-            p.call("events", |w| {
-                let (g, s) = w.events().unwrap();
-                g.call_on_event(s, &event)
-            })
-            .unwrap();
-        })
-    };
+    }
+}
+
+fn calls() -> Vec<(&'static str, &'static str, Hook)> {
     vec![
-        ("noop", "access", access(req.clone())),
-        ("noop", "message-hook", hook(req.clone(), "hello")),
-        ("blocklist", "access", access(req.clone())),
+        ("noop", "access", Hook::Access),
+        ("noop", "message-hook", Hook::Message("hello")),
+        ("blocklist", "access", Hook::Access),
         (
             "contact-filter",
             "message-hook (clean text)",
-            hook(
-                req.clone(),
-                "Can you send the logo drafts by Friday? Thanks!",
-            ),
+            Hook::Message("Can you send the logo drafts by Friday? Thanks!"),
         ),
         (
             "contact-filter",
             "message-hook (masks)",
-            hook(
-                req.clone(),
-                "mail john@example.com or call +44 20 7946 0958",
-            ),
+            Hook::Message("mail john@example.com or call +44 20 7946 0958"),
         ),
-        ("tiered-rate-limit", "rate-limit", rate(req.clone())),
-        ("dispute-audit", "events", events(event)),
+        ("tiered-rate-limit", "rate-limit", Hook::RateLimit),
+        ("dispute-audit", "events", Hook::Events),
     ]
 }
 
@@ -170,22 +170,25 @@ fn percentiles(bench: &Bench) {
         "\nsingle calls, {} each, limits armed (p50 / p99 / max):",
         20_000
     );
-    for (plugin, hook, call) in calls() {
+    let (req, event) = (request(), event());
+    for (plugin, label, hook) in calls() {
         let p = bench.registry.get(plugin).unwrap();
-        for _ in 0..2_000 {
-            call(&p);
-        }
-        let mut samples: Vec<Duration> = (0..20_000)
-            .map(|_| {
+        let mut samples: Vec<Duration> = bench.runtime.block_on(async {
+            for _ in 0..2_000 {
+                call(&p, hook, &req, &event).await;
+            }
+            let mut samples = Vec::with_capacity(20_000);
+            for _ in 0..20_000 {
                 let t = Instant::now();
-                call(&p);
-                t.elapsed()
-            })
-            .collect();
+                call(&p, hook, &req, &event).await;
+                samples.push(t.elapsed());
+            }
+            samples
+        });
         samples.sort();
         let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
         println!(
-            "  {plugin:>18} {hook:<28} p50 {:>7.2} us   p99 {:>7.2} us   max {:>8.1} us",
+            "  {plugin:>18} {label:<28} p50 {:>7.2} us   p99 {:>7.2} us   max {:>8.1} us",
             at(0.50).as_secs_f64() * 1e6,
             at(0.99).as_secs_f64() * 1e6,
             samples.last().unwrap().as_secs_f64() * 1e6
@@ -195,10 +198,21 @@ fn percentiles(bench: &Bench) {
 
 fn hooks(c: &mut Criterion) {
     let bench = setup();
+    let (req, event) = (request(), event());
     let mut group = c.benchmark_group("hook call");
-    for (plugin, hook, call) in calls() {
+    for (plugin, label, hook) in calls() {
         let p = bench.registry.get(plugin).unwrap();
-        group.bench_function(format!("{plugin}/{hook}"), |b| b.iter(|| call(&p)));
+        group.bench_function(format!("{plugin}/{label}"), |b| {
+            b.iter_custom(|iters| {
+                bench.runtime.block_on(async {
+                    let t = Instant::now();
+                    for _ in 0..iters {
+                        call(&p, hook, &req, &event).await;
+                    }
+                    t.elapsed()
+                })
+            })
+        });
     }
     group.finish();
     percentiles(&bench);

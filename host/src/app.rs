@@ -160,7 +160,7 @@ impl Server<'_> {
             services,
             Some(self.config.data_dir.join("plugin-cache")),
         )?);
-        let plugin_events = Arc::new(PluginEvents::start(plugins.clone())?);
+        let plugin_events = Arc::new(PluginEvents::start(plugins.clone()));
         let (events, event_writer) = EventBus::start(state.clone(), vec![plugin_events]);
         let limits = Limits {
             max_body_chars: self.config.max_body_chars,

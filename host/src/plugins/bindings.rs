@@ -7,6 +7,13 @@
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "chat:plugin/plugin",
+    // Hooks are awaited on the async worker; the imports that reach a backend
+    // await it there too (the others are plain calls).
+    imports: {
+        "chat:plugin/kv": async,
+        "chat:plugin/audit": async,
+    },
+    exports: { default: async },
 });
 
 pub use chat::plugin::types::{

@@ -3,10 +3,10 @@
 //! the plugin's fail policy; and the events observer, off the hot path.
 
 use std::sync::Arc;
-use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio::sync::mpsc::{self, error::TrySendError};
 
 use super::bindings::{self as wit, HookVerdict as WitHook, Verdict as WitVerdict};
 use super::loaded::LoadedPlugin;
@@ -29,11 +29,11 @@ const CLOSED_RATE_LIMIT: RateLimit = RateLimit {
 /// Events waiting for the events plugins before new ones are dropped (and counted).
 const EVENT_QUEUE: usize = 4096;
 
-/// The plugins as one link of the policy chain. Hook calls run on the thread
-/// of the task handling the event, inside `block_in_place`: that thread first
-/// hands its worker's other tasks on, so a plugin spending its whole time budget
-/// stalls no socket and WASI's synchronous host calls may block, while the call
-/// itself needs no hand-off to another thread and back.
+/// The plugins as one link of the policy chain. Hook calls are awaited on the
+/// async worker handling the event, as Envoy runs its Wasm filters on the worker:
+/// no hand-off to another thread and back. A plugin that runs long yields to
+/// the worker's other tasks at every epoch tick until its budget traps it, and
+/// the host calls that reach a backend (kv, audit) are awaited like any other I/O.
 pub struct PluginPolicy {
     registry: Arc<PluginRegistry>,
     max_body_chars: usize,
@@ -112,7 +112,7 @@ impl Policy for PluginPolicy {
         if !plugins.iter().any(|p| p.enabled() && p.hooks.access) {
             return Verdict::Allow;
         }
-        tokio::task::block_in_place(|| access_chain(&plugins, &to_wit(req)))
+        access_chain(&plugins, &to_wit(req)).await
     }
 
     async fn rate_limit(&self, req: &Request<'_>) -> Option<RateLimit> {
@@ -120,7 +120,7 @@ impl Policy for PluginPolicy {
         if !plugins.iter().any(|p| p.enabled() && p.hooks.rate_limit) {
             return None;
         }
-        tokio::task::block_in_place(|| rate_limit_chain(&plugins, &to_wit(req)))
+        rate_limit_chain(&plugins, &to_wit(req)).await
     }
 
     async fn message_hook(&self, req: &Request<'_>, body: &str) -> HookVerdict {
@@ -128,23 +128,34 @@ impl Policy for PluginPolicy {
         if !plugins.iter().any(|p| p.enabled() && p.hooks.message_hook) {
             return HookVerdict::Pass;
         }
-        tokio::task::block_in_place(|| {
-            message_hook_chain(&plugins, &to_wit(req), body, self.max_body_chars)
-        })
+        message_hook_chain(&plugins, &to_wit(req), body, self.max_body_chars).await
     }
 }
 
-fn access_chain(plugins: &[Arc<LoadedPlugin>], request: &wit::Request) -> Verdict {
+/// One hook call on a warm instance of `$plugin`: `$export` names the export,
+/// `$call` uses the bound guest and store. Evaluates to `Result<_, Fault>`.
+macro_rules! hook_call {
+    ($plugin:expr, $hook:literal, $export:ident, |$guest:ident, $store:ident| $call:expr) => {
+        async {
+            let mut call = $plugin.begin($hook).await?;
+            let result = match call.warm.$export() {
+                Some(($guest, $store)) => $call.await,
+                None => Err(missing($hook)),
+            };
+            call.finish(result)
+        }
+        .await
+    };
+}
+
+async fn access_chain(plugins: &[Arc<LoadedPlugin>], request: &wit::Request) -> Verdict {
     for plugin in plugins.iter().filter(|p| p.enabled() && p.hooks.access) {
-        let outcome = plugin
-            .call("access", |w| {
-                let (guest, store) = w.access().ok_or_else(|| missing("access"))?;
-                guest.call_check(store, request)
-            })
-            .and_then(|v| match v {
-                WitVerdict::Allow => Ok(None),
-                WitVerdict::Deny(text) => reason(plugin, "access", text).map(Some),
-            });
+        let outcome = hook_call!(plugin, "access", access, |guest, store| guest
+            .call_check(store, request))
+        .and_then(|v| match v {
+            WitVerdict::Allow => Ok(None),
+            WitVerdict::Deny(text) => reason(plugin, "access", text).map(Some),
+        });
         match outcome {
             Ok(None) => plugin.stats.verdict("access", "allow"),
             Ok(Some(why)) => {
@@ -166,30 +177,29 @@ fn access_chain(plugins: &[Arc<LoadedPlugin>], request: &wit::Request) -> Verdic
     Verdict::Allow
 }
 
-fn rate_limit_chain(plugins: &[Arc<LoadedPlugin>], request: &wit::Request) -> Option<RateLimit> {
+async fn rate_limit_chain(
+    plugins: &[Arc<LoadedPlugin>],
+    request: &wit::Request,
+) -> Option<RateLimit> {
     let mut strictest: Option<RateLimit> = None;
     for plugin in plugins.iter().filter(|p| p.enabled() && p.hooks.rate_limit) {
-        let outcome = plugin
-            .call("rate-limit", |w| {
-                let (guest, store) = w.rate_limit().ok_or_else(|| missing("rate-limit"))?;
-                guest.call_policy(store, request)
-            })
-            .and_then(|policy| match policy {
-                None => Ok(None),
-                Some(p)
-                    if p.limit >= 1
-                        && (1..=MAX_WINDOW.as_millis() as u64).contains(&p.window_ms) =>
-                {
-                    Ok(Some(RateLimit {
-                        limit: p.limit,
-                        window: Duration::from_millis(p.window_ms),
-                    }))
-                }
-                Some(p) => Err(plugin.bad_result(
-                    "rate-limit",
-                    format!("limit {} per {} ms", p.limit, p.window_ms),
-                )),
-            });
+        let outcome = hook_call!(plugin, "rate-limit", rate_limit, |guest, store| guest
+            .call_policy(store, request))
+        .and_then(|policy| match policy {
+            None => Ok(None),
+            Some(p)
+                if p.limit >= 1 && (1..=MAX_WINDOW.as_millis() as u64).contains(&p.window_ms) =>
+            {
+                Ok(Some(RateLimit {
+                    limit: p.limit,
+                    window: Duration::from_millis(p.window_ms),
+                }))
+            }
+            Some(p) => Err(plugin.bad_result(
+                "rate-limit",
+                format!("limit {} per {} ms", p.limit, p.window_ms),
+            )),
+        });
         let limit = match outcome {
             Ok(limit) => {
                 plugin.stats.verdict(
@@ -209,7 +219,7 @@ fn rate_limit_chain(plugins: &[Arc<LoadedPlugin>], request: &wit::Request) -> Op
     strictest
 }
 
-fn message_hook_chain(
+async fn message_hook_chain(
     plugins: &[Arc<LoadedPlugin>],
     request: &wit::Request,
     body: &str,
@@ -221,26 +231,22 @@ fn message_hook_chain(
         .filter(|p| p.enabled() && p.hooks.message_hook)
     {
         let text = current.as_deref().unwrap_or(body);
-        let outcome = plugin
-            .call("message-hook", |w| {
-                let (guest, store) = w.message_hook().ok_or_else(|| missing("message-hook"))?;
-                guest.call_on_message(store, request, text)
-            })
-            .and_then(|v| match v {
-                WitHook::Pass => Ok(HookVerdict::Pass),
-                WitHook::Reject(why) => {
-                    reason(plugin, "message-hook", why).map(HookVerdict::Reject)
+        let outcome = hook_call!(plugin, "message-hook", message_hook, |guest, store| {
+            guest.call_on_message(store, request, text)
+        })
+        .and_then(|v| match v {
+            WitHook::Pass => Ok(HookVerdict::Pass),
+            WitHook::Reject(why) => reason(plugin, "message-hook", why).map(HookVerdict::Reject),
+            WitHook::Rewrite(new) => {
+                let chars = new.trim().chars().count();
+                if chars == 0 || chars > max_chars {
+                    Err(plugin
+                        .bad_result("message-hook", format!("a rewrite of {chars} characters")))
+                } else {
+                    Ok(HookVerdict::Rewrite(new.trim().to_owned()))
                 }
-                WitHook::Rewrite(new) => {
-                    let chars = new.trim().chars().count();
-                    if chars == 0 || chars > max_chars {
-                        Err(plugin
-                            .bad_result("message-hook", format!("a rewrite of {chars} characters")))
-                    } else {
-                        Ok(HookVerdict::Rewrite(new.trim().to_owned()))
-                    }
-                }
-            });
+            }
+        });
         match outcome {
             Ok(HookVerdict::Pass) => plugin.stats.verdict("message-hook", "pass"),
             Ok(HookVerdict::Rewrite(new)) => {
@@ -266,44 +272,40 @@ fn message_hook_chain(
     current.map_or(HookVerdict::Pass, HookVerdict::Rewrite)
 }
 
-/// Feeds events to the events plugins on a dedicated thread; a full queue
+/// Feeds events to the events plugins from a task of its own; a full queue
 /// drops (and counts) instead of blocking. Without an enabled events plugin,
 /// events are not queued at all.
 pub struct PluginEvents {
-    tx: SyncSender<ChatEvent>,
+    tx: mpsc::Sender<ChatEvent>,
     registry: Arc<PluginRegistry>,
 }
 
 impl PluginEvents {
-    /// Starts the worker thread over the registry's current plugins.
-    pub fn start(registry: Arc<PluginRegistry>) -> std::io::Result<Self> {
-        let (tx, rx) = sync_channel::<ChatEvent>(EVENT_QUEUE);
+    /// Starts the task over the registry's current plugins (call within the runtime).
+    pub fn start(registry: Arc<PluginRegistry>) -> Self {
+        let (tx, mut rx) = mpsc::channel::<ChatEvent>(EVENT_QUEUE);
         let observed = registry.clone();
-        std::thread::Builder::new()
-            .name("plugin-events".into())
-            .spawn(move || {
-                while let Ok(event) = rx.recv() {
-                    let wit_event = wit::Event {
-                        kind: event.kind.to_owned(),
-                        user_id: event.user_id.clone(),
-                        thread_id: event.thread_id.clone(),
-                        message_id: event.message_id.map(|id| id.to_string()),
-                        subject_id: event.subject_id.clone(),
-                        at_ms: event.at_ms,
-                    };
-                    for plugin in observed
-                        .snapshot()
-                        .iter()
-                        .filter(|p| p.enabled() && p.hooks.events)
-                    {
-                        let _ = plugin.call("events", |w| {
-                            let (guest, store) = w.events().ok_or_else(|| missing("events"))?;
-                            guest.call_on_event(store, &wit_event)
-                        });
-                    }
+        tokio::spawn(async move {
+            while let Some(event) = rx.recv().await {
+                let wit_event = wit::Event {
+                    kind: event.kind.to_owned(),
+                    user_id: event.user_id.clone(),
+                    thread_id: event.thread_id.clone(),
+                    message_id: event.message_id.map(|id| id.to_string()),
+                    subject_id: event.subject_id.clone(),
+                    at_ms: event.at_ms,
+                };
+                for plugin in observed
+                    .snapshot()
+                    .iter()
+                    .filter(|p| p.enabled() && p.hooks.events)
+                {
+                    let _ = hook_call!(plugin, "events", events, |guest, store| guest
+                        .call_on_event(store, &wit_event));
                 }
-            })?;
-        Ok(Self { tx, registry })
+            }
+        });
+        Self { tx, registry }
     }
 }
 

@@ -1,13 +1,18 @@
 //! One loaded plugin version: its compiled component, the hooks it exports,
 //! warm instances reused across calls (a failed one is discarded), and the
 //! limits armed before every call.
+//!
+//! Calls are async (`call_async` on a fiber): a hook runs on the async worker
+//! that handles the event, with no hand-off to another thread, and a plugin
+//! that runs long yields to the worker's other tasks at every epoch tick until
+//! its time budget traps it.
 
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Instant;
 
 use wasmtime::component::{Instance, InstancePre};
-use wasmtime::{Store, StoreLimitsBuilder, Trap};
+use wasmtime::{Store, StoreLimitsBuilder, Trap, UpdateDeadline};
 
 use super::bindings::{access, events, message_hook, rate_limit};
 use super::engine::EPOCH_TICK;
@@ -56,6 +61,8 @@ struct Indices {
 
 /// An instance ready to be called, with its hook functions resolved.
 pub struct Warm {
+    /// Ticks of the current call's time budget still left (shared with the epoch callback).
+    ticks_left: Arc<std::sync::atomic::AtomicU64>,
     store: Store<PluginState>,
     access: Option<access::Guest>,
     rate_limit: Option<rate_limit::Guest>,
@@ -118,7 +125,7 @@ impl LoadedPlugin {
             env,
             warm: Mutex::new(Vec::new()),
         };
-        let first = plugin.instantiate()?;
+        let first = plugin.env.clone().block_on(plugin.instantiate())?;
         plugin
             .warm
             .lock()
@@ -148,7 +155,7 @@ impl LoadedPlugin {
         )
     }
 
-    fn instantiate(&self) -> anyhow::Result<Warm> {
+    async fn instantiate(&self) -> anyhow::Result<Warm> {
         let limits = StoreLimitsBuilder::new()
             .memory_size((self.manifest.limits.memory_mb as usize) << 20)
             .trap_on_grow_failure(true)
@@ -158,9 +165,18 @@ impl LoadedPlugin {
             PluginState::new(self.env.clone(), limits),
         );
         store.limiter(|state| &mut state.limits);
-        store.epoch_deadline_trap();
-        self.arm(&mut store);
-        let instance: Instance = self.pre.instantiate(&mut store)?;
+        // One tick at a time: yield to the executor after each, trap when the budget is spent.
+        let ticks_left = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let left = ticks_left.clone();
+        store.epoch_deadline_callback(move |_| {
+            use std::sync::atomic::Ordering::Relaxed;
+            match left.fetch_update(Relaxed, Relaxed, |t| t.checked_sub(1)) {
+                Ok(_) => Ok(UpdateDeadline::Yield(1)),
+                Err(_) => Ok(UpdateDeadline::Interrupt),
+            }
+        });
+        self.arm(&mut store, &ticks_left);
+        let instance: Instance = self.pre.instantiate_async(&mut store).await?;
         let i = &self.indices;
         let access = i
             .access
@@ -183,6 +199,7 @@ impl LoadedPlugin {
             .map(|i| i.load(&mut store, &instance))
             .transpose()?;
         Ok(Warm {
+            ticks_left,
             store,
             access,
             rate_limit,
@@ -191,15 +208,17 @@ impl LoadedPlugin {
         })
     }
 
-    /// Arms the per-call limits: epoch deadline and fuel.
-    fn arm(&self, store: &mut Store<PluginState>) {
+    /// Arms the per-call limits: epoch deadline (the first tick, then the rest of
+    /// the budget through the epoch callback) and fuel.
+    fn arm(&self, store: &mut Store<PluginState>, ticks_left: &std::sync::atomic::AtomicU64) {
         let ticks = self
             .manifest
             .limits
             .time_ms
             .div_ceil(EPOCH_TICK.as_millis() as u64)
             .max(1);
-        store.set_epoch_deadline(ticks);
+        ticks_left.store(ticks - 1, std::sync::atomic::Ordering::Relaxed);
+        store.set_epoch_deadline(1);
         let fuel = match self.manifest.limits.fuel {
             0 => u64::MAX,
             fuel => fuel,
@@ -207,34 +226,25 @@ impl LoadedPlugin {
         store.set_fuel(fuel).expect("fuel is enabled on the engine");
     }
 
-    /// Runs one hook call on a warm instance under the plugin's limits. A failed
-    /// instance is dropped, never reused; the fault is counted.
-    pub fn call<R>(
-        &self,
-        hook: &'static str,
-        f: impl FnOnce(&mut Warm) -> wasmtime::Result<R>,
-    ) -> Result<R, Fault> {
+    /// Takes a warm instance (or makes one) for one hook call and arms the
+    /// plugin's limits; make the call on [`Call::warm`], then [`Call::finish`].
+    pub async fn begin(&self, hook: &'static str) -> Result<Call<'_>, Fault> {
         let started = Instant::now();
         let taken = self.warm.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let mut warm = match taken {
             Some(warm) => warm,
             None => self
                 .instantiate()
+                .await
                 .map_err(|e| self.stats.fault(hook, Fault::Instantiate(e.to_string())))?,
         };
-        self.arm(&mut warm.store);
-        let result = f(&mut warm);
-        self.stats.call(hook, started.elapsed());
-        match result {
-            Ok(value) => {
-                let mut pool = self.warm.lock().unwrap_or_else(|e| e.into_inner());
-                if pool.len() < MAX_WARM {
-                    pool.push(warm);
-                }
-                Ok(value)
-            }
-            Err(e) => Err(self.stats.fault(hook, classify(&e))),
-        }
+        self.arm(&mut warm.store, &warm.ticks_left);
+        Ok(Call {
+            plugin: self,
+            hook,
+            started,
+            warm,
+        })
     }
 
     /// Drops the cached read of `key`: its value changed outside this plugin.
@@ -245,6 +255,35 @@ impl LoadedPlugin {
     /// Reports a hook result that broke the contract (too large, malformed).
     pub fn bad_result(&self, hook: &'static str, why: String) -> Fault {
         self.stats.fault(hook, Fault::BadResult(why))
+    }
+}
+
+/// One hook call in progress. Dropped without [`Call::finish`] (the event's task
+/// was cancelled mid-call), its instance is discarded, never reused.
+pub struct Call<'p> {
+    plugin: &'p LoadedPlugin,
+    hook: &'static str,
+    started: Instant,
+    /// The instance to call.
+    pub warm: Warm,
+}
+
+impl Call<'_> {
+    /// Records the call; a successful instance goes back to the pool, a failed one
+    /// is dropped and its fault counted.
+    pub fn finish<R>(self, result: wasmtime::Result<R>) -> Result<R, Fault> {
+        let plugin = self.plugin;
+        plugin.stats.call(self.hook, self.started.elapsed());
+        match result {
+            Ok(value) => {
+                let mut pool = plugin.warm.lock().unwrap_or_else(|e| e.into_inner());
+                if pool.len() < MAX_WARM {
+                    pool.push(self.warm);
+                }
+                Ok(value)
+            }
+            Err(e) => Err(plugin.stats.fault(self.hook, classify(&e))),
+        }
     }
 }
 

@@ -27,7 +27,7 @@ pub struct Services {
     pub state: Arc<dyn StateStore>,
     /// Backs `audit.append`.
     pub audit: Arc<AuditLog>,
-    /// Runs async backends from synchronous host calls.
+    /// Drives the first instantiation of a plugin from synchronous loading code.
     pub runtime: tokio::runtime::Handle,
 }
 

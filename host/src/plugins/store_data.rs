@@ -28,12 +28,12 @@ pub struct PluginEnv {
     pub kv_cache: KvCache,
     /// Backs `audit.append`.
     pub audit: Arc<AuditLog>,
-    /// Runs the async backends from a synchronous host call.
+    /// Drives the first instantiation from synchronous loading code.
     pub runtime: tokio::runtime::Handle,
 }
 
 impl PluginEnv {
-    /// Runs `fut` to completion from inside a synchronous host function.
+    /// Runs `fut` to completion from synchronous code (loading a plugin).
     pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
         if tokio::runtime::Handle::try_current().is_ok() {
             tokio::task::block_in_place(|| self.runtime.block_on(fut))

@@ -249,22 +249,20 @@ async fn a_call_in_flight_keeps_its_version_while_a_reload_swaps_the_next_one_in
         "the old snapshot still runs version 1"
     );
     assert_eq!(r.get("noop").unwrap().manifest.version, "2");
-    let old = before[0].call("access", |w| {
-        let (guest, store) = w.access().unwrap();
-        guest.call_check(
-            store,
-            &crate::plugins::bindings::Request {
-                action: crate::plugins::bindings::Action::Join,
-                actor: crate::plugins::bindings::Actor {
-                    user_id: "alice".into(),
-                    role: crate::plugins::bindings::Role::Client,
-                },
-                thread: crate::plugins::bindings::ThreadInfo {
-                    id: "t1".into(),
-                    participants: vec![],
-                },
-            },
-        )
-    });
+    let request = crate::plugins::bindings::Request {
+        action: crate::plugins::bindings::Action::Join,
+        actor: crate::plugins::bindings::Actor {
+            user_id: "alice".into(),
+            role: crate::plugins::bindings::Role::Client,
+        },
+        thread: crate::plugins::bindings::ThreadInfo {
+            id: "t1".into(),
+            participants: vec![],
+        },
+    };
+    let mut call = before[0].begin("access").await.unwrap();
+    let (guest, store) = call.warm.access().unwrap();
+    let result = guest.call_check(store, &request).await;
+    let old = call.finish(result);
     assert!(old.is_ok(), "the old version still answers");
 }

@@ -11,7 +11,7 @@ const MAX_DETAIL: usize = 16 << 10;
 const MAX_KIND: usize = 64;
 
 impl audit::Host for PluginState {
-    fn append(&mut self, entry: audit::AuditRecord) -> Result<u64, String> {
+    async fn append(&mut self, entry: audit::AuditRecord) -> Result<u64, String> {
         if !is_valid_id(&entry.thread_id) || !is_valid_id(&entry.actor_id) {
             return Err("thread-id and actor-id must be valid ids".into());
         }
@@ -28,7 +28,9 @@ impl audit::Host for PluginState {
             actor_id: entry.actor_id,
             detail: entry.detail,
         };
-        env.block_on(env.audit.append(record))
+        env.audit
+            .append(record)
+            .await
             .map(|seq| seq as u64)
             .map_err(|e| e.to_string())
     }

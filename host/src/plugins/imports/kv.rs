@@ -19,14 +19,16 @@ fn check_key(key: &str) -> Result<(), String> {
 }
 
 impl kv::Host for PluginState {
-    fn get(&mut self, key: String) -> Option<String> {
+    async fn get(&mut self, key: String) -> Option<String> {
         check_key(&key).ok()?;
         if let Some(cached) = self.env.kv_cache.get(&key) {
             return cached;
         }
         let env = self.env.clone();
         let entry = env
-            .block_on(env.state.kv_get(&env.name, &key))
+            .state
+            .kv_get(&env.name, &key)
+            .await
             .inspect_err(|e| tracing::warn!(plugin = %env.name, error = %e, "kv get failed"))
             .ok()?;
         let ttl = entry.as_ref().and_then(|e| e.ttl);
@@ -35,14 +37,14 @@ impl kv::Host for PluginState {
         value
     }
 
-    fn set(&mut self, key: String, value: String, ttl_ms: Option<u64>) -> Result<(), String> {
+    async fn set(&mut self, key: String, value: String, ttl_ms: Option<u64>) -> Result<(), String> {
         check_key(&key)?;
         if value.len() > MAX_VALUE {
             return Err(format!("values are at most {MAX_VALUE} bytes"));
         }
         let env = self.env.clone();
         let ttl = ttl_ms.map(Duration::from_millis);
-        let written = env.block_on(env.state.kv_set(&env.name, &key, &value, ttl));
+        let written = env.state.kv_set(&env.name, &key, &value, ttl).await;
         match written {
             Ok(()) => env.kv_cache.put(&key, Some(value), ttl),
             Err(_) => env.kv_cache.forget(&key),
@@ -50,22 +52,23 @@ impl kv::Host for PluginState {
         written.map_err(|e| e.to_string())
     }
 
-    fn incr(&mut self, key: String, delta: i64, ttl_ms: Option<u64>) -> Result<i64, String> {
+    async fn incr(&mut self, key: String, delta: i64, ttl_ms: Option<u64>) -> Result<i64, String> {
         check_key(&key)?;
         let env = self.env.clone();
         env.kv_cache.forget(&key);
-        env.block_on(
-            env.state
-                .kv_incr(&env.name, &key, delta, ttl_ms.map(Duration::from_millis)),
-        )
-        .map_err(|e| e.to_string())
+        env.state
+            .kv_incr(&env.name, &key, delta, ttl_ms.map(Duration::from_millis))
+            .await
+            .map_err(|e| e.to_string())
     }
 
-    fn delete(&mut self, key: String) -> Result<(), String> {
+    async fn delete(&mut self, key: String) -> Result<(), String> {
         check_key(&key)?;
         let env = self.env.clone();
         env.kv_cache.forget(&key);
-        env.block_on(env.state.kv_delete(&env.name, &key))
+        env.state
+            .kv_delete(&env.name, &key)
+            .await
             .map(drop)
             .map_err(|e| e.to_string())
     }

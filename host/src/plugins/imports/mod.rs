@@ -12,10 +12,10 @@ mod kv;
 
 pub use kv::{MAX_KEY, MAX_VALUE};
 
-/// A linker with WASI p2 (sync) and the `chat:plugin` imports.
+/// A linker with WASI p2 (async) and the `chat:plugin` imports.
 pub fn linker(engine: &Engine) -> anyhow::Result<Linker<PluginState>> {
     let mut linker = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     Plugin::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |state| state)?;
     Ok(linker)
 }
