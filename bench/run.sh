@@ -3,7 +3,7 @@
 #   bash bench/run.sh floors                     Redis PING, MariaDB single-row commit (one connection)
 #   bash bench/run.sh storm  BACKEND N RATE      connect storm (BACKEND: embedded | mariadb | echo)
 #   bash bench/run.sh pairs  BACKEND PAIRS RATE... [DURATION]  1:1 pairs, one run per rate
-#   bash bench/run.sh plugins BACKEND RATE       pairs at RATE with 0, 1 and 3 plugins
+#   bash bench/run.sh plugins BACKEND RATE       pairs (PAIRS, default 100) at RATE with 0, 1 and 3 plugins
 #   bash bench/run.sh room   BACKEND MEMBERS SENDERS RATE
 #   bash bench/run.sh verify [PREFIX]            DB check of MariaDB runs (messages once, receipts)
 # The server is pinned to CPU 0 and chat-load to CPU 1 (taskset); the server's CPU time
@@ -148,7 +148,7 @@ case "$scenario" in
     for PLUGINS in "" "contact-filter" "blocklist,contact-filter,tiered-rate-limit"; do
       start_server "$BACKEND" "$PLUGINS"
       n=$(echo "$PLUGINS" | awk -F, '{print ($0=="") ? 0 : NF}')
-      load "plugins-$BACKEND-$n-$rate" --prefix "bx$n$RANDOM" pairs --pairs 100 --rate "$rate" --duration "${DURATION:-20}"
+      load "plugins-$BACKEND-$n-$rate" --prefix "bx$n$RANDOM" pairs --pairs "${PAIRS:-100}" --rate "$rate" --duration "${DURATION:-20}"
       stop_server
     done
     ;;
