@@ -61,8 +61,6 @@ struct Indices {
 
 /// An instance ready to be called, with its hook functions resolved.
 pub struct Warm {
-    /// Ticks of the current call's time budget still left (shared with the epoch callback).
-    ticks_left: Arc<std::sync::atomic::AtomicU64>,
     store: Store<PluginState>,
     access: Option<access::Guest>,
     rate_limit: Option<rate_limit::Guest>,
@@ -166,16 +164,17 @@ impl LoadedPlugin {
         );
         store.limiter(|state| &mut state.limits);
         // One tick at a time: yield to the executor after each, trap when the budget is spent.
-        let ticks_left = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let left = ticks_left.clone();
-        store.epoch_deadline_callback(move |_| {
-            use std::sync::atomic::Ordering::Relaxed;
-            match left.fetch_update(Relaxed, Relaxed, |t| t.checked_sub(1)) {
-                Ok(_) => Ok(UpdateDeadline::Yield(1)),
-                Err(_) => Ok(UpdateDeadline::Interrupt),
-            }
+        store.epoch_deadline_callback(|mut ctx| {
+            let left = &mut ctx.data_mut().ticks_left;
+            Ok(match left.checked_sub(1) {
+                Some(rest) => {
+                    *left = rest;
+                    UpdateDeadline::Yield(1)
+                }
+                None => UpdateDeadline::Interrupt,
+            })
         });
-        self.arm(&mut store, &ticks_left);
+        self.arm(&mut store);
         let instance: Instance = self.pre.instantiate_async(&mut store).await?;
         let i = &self.indices;
         let access = i
@@ -199,7 +198,6 @@ impl LoadedPlugin {
             .map(|i| i.load(&mut store, &instance))
             .transpose()?;
         Ok(Warm {
-            ticks_left,
             store,
             access,
             rate_limit,
@@ -210,14 +208,14 @@ impl LoadedPlugin {
 
     /// Arms the per-call limits: epoch deadline (the first tick, then the rest of
     /// the budget through the epoch callback) and fuel.
-    fn arm(&self, store: &mut Store<PluginState>, ticks_left: &std::sync::atomic::AtomicU64) {
+    fn arm(&self, store: &mut Store<PluginState>) {
         let ticks = self
             .manifest
             .limits
             .time_ms
             .div_ceil(EPOCH_TICK.as_millis() as u64)
             .max(1);
-        ticks_left.store(ticks - 1, std::sync::atomic::Ordering::Relaxed);
+        store.data_mut().ticks_left = ticks - 1;
         store.set_epoch_deadline(1);
         let fuel = match self.manifest.limits.fuel {
             0 => u64::MAX,
@@ -238,7 +236,7 @@ impl LoadedPlugin {
                 .await
                 .map_err(|e| self.stats.fault(hook, Fault::Instantiate(e.to_string())))?,
         };
-        self.arm(&mut warm.store, &warm.ticks_left);
+        self.arm(&mut warm.store);
         Ok(Call {
             plugin: self,
             hook,

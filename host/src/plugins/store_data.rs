@@ -51,6 +51,8 @@ pub struct PluginState {
     pub limits: StoreLimits,
     /// Host services of the plugin.
     pub env: Arc<PluginEnv>,
+    /// Epoch ticks of the current call's time budget left after its first tick.
+    pub ticks_left: u64,
 }
 
 impl PluginState {
@@ -70,6 +72,7 @@ impl PluginState {
             table: ResourceTable::new(),
             limits,
             env,
+            ticks_left: 0,
         }
     }
 }

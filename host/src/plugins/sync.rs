@@ -94,10 +94,14 @@ impl PluginSync {
     /// Forgets this instance's cached read of a key an admin changed, and tells the
     /// other instances to forget theirs.
     pub async fn kv_changed(&self, name: &str, key: &str) -> Result<(), ChatError> {
+        self.forget_cached(name, key);
+        self.announce(&format!("{name} {key}")).await
+    }
+
+    fn forget_cached(&self, name: &str, key: &str) {
         if let Some(plugin) = self.registry.get(name) {
             plugin.kv_changed(key);
         }
-        self.announce(&format!("{name} {key}")).await
     }
 
     async fn announce(&self, subject: &str) -> Result<(), ChatError> {
@@ -123,9 +127,7 @@ impl PluginSync {
                     continue;
                 }
                 if let Some((name, key)) = subject.split_once(' ') {
-                    if let Some(plugin) = self.registry.get(name) {
-                        plugin.kv_changed(key);
-                    }
+                    self.forget_cached(name, key);
                     continue;
                 }
                 let name = subject;
