@@ -1,6 +1,7 @@
 //! Cost of one plugin hook call on a warm instance, with its limits armed
-//! (epoch deadline and fuel re-armed before every call), for the no-op plugin and
-//! each example plugin. Needs the built components (`scripts/build-plugins.sh`).
+//! (epoch deadline and fuel re-armed before every call) and its metrics recorded
+//! into the host's Prometheus recorder, for the no-op plugin and each example
+//! plugin. Needs the built components (`scripts/build-plugins.sh`).
 //!
 //! `cargo bench -p chat-host --bench hooks` prints criterion's estimates and,
 //! after them, p50/p99 of single calls measured one by one.
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use chat_host::audit::AuditLog;
 use chat_host::plugins::bindings::{Action, Actor, Event, Request, Role, ThreadInfo};
-use chat_host::plugins::loaded::LoadedPlugin;
+use chat_host::plugins::loaded::{Hook, LoadedPlugin};
 use chat_host::plugins::manifest::Manifest;
 use chat_host::plugins::registry::{PluginRegistry, Services};
 use chat_host::state::memory::MemoryState;
@@ -41,6 +42,8 @@ struct Bench {
 }
 
 fn setup() -> Bench {
+    // The host's metrics recorder, so each call records its metrics as in production.
+    let _metrics = chat_host::telemetry::install_metrics().unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let dir = std::env::temp_dir().join(format!("chat-host-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -91,42 +94,42 @@ fn request() -> Request {
 
 /// What one benchmarked call does.
 #[derive(Clone, Copy)]
-enum Hook {
+enum Case {
     Access,
     Message(&'static str),
     RateLimit,
     Events,
 }
 
-impl Hook {
-    fn name(self) -> &'static str {
+impl Case {
+    fn hook(self) -> Hook {
         match self {
-            Hook::Access => "access",
-            Hook::Message(_) => "message-hook",
-            Hook::RateLimit => "rate-limit",
-            Hook::Events => "events",
+            Case::Access => Hook::Access,
+            Case::Message(_) => Hook::MessageHook,
+            Case::RateLimit => Hook::RateLimit,
+            Case::Events => Hook::Events,
         }
     }
 }
 
 /// One hook call on a warm instance, exactly as the policy chain makes it.
-async fn call(p: &LoadedPlugin, hook: Hook, req: &Request, event: &Event) {
-    let mut c = p.begin(hook.name()).await.unwrap();
+async fn call(p: &LoadedPlugin, case: Case, req: &Request, event: &Event) {
+    let mut c = p.begin(case.hook()).await.unwrap();
     let w = &mut c.warm;
-    let result = match hook {
-        Hook::Access => {
+    let result = match case {
+        Case::Access => {
             let (g, s) = w.access().unwrap();
             g.call_check(s, req).await.map(drop)
         }
-        Hook::Message(body) => {
+        Case::Message(body) => {
             let (g, s) = w.message_hook().unwrap();
             g.call_on_message(s, req, body).await.map(drop)
         }
-        Hook::RateLimit => {
+        Case::RateLimit => {
             let (g, s) = w.rate_limit().unwrap();
             g.call_policy(s, req).await.map(drop)
         }
-        Hook::Events => {
+        Case::Events => {
             let (g, s) = w.events().unwrap();
             g.call_on_event(s, event).await
         }
@@ -145,23 +148,23 @@ fn event() -> Event {
     }
 }
 
-fn calls() -> Vec<(&'static str, &'static str, Hook)> {
+fn calls() -> Vec<(&'static str, &'static str, Case)> {
     vec![
-        ("noop", "access", Hook::Access),
-        ("noop", "message-hook", Hook::Message("hello")),
-        ("blocklist", "access", Hook::Access),
+        ("noop", "access", Case::Access),
+        ("noop", "message-hook", Case::Message("hello")),
+        ("blocklist", "access", Case::Access),
         (
             "contact-filter",
             "message-hook (clean text)",
-            Hook::Message("Can you send the logo drafts by Friday? Thanks!"),
+            Case::Message("Can you send the logo drafts by Friday? Thanks!"),
         ),
         (
             "contact-filter",
             "message-hook (masks)",
-            Hook::Message("mail john@example.com or call +44 20 7946 0958"),
+            Case::Message("mail john@example.com or call +44 20 7946 0958"),
         ),
-        ("tiered-rate-limit", "rate-limit", Hook::RateLimit),
-        ("dispute-audit", "events", Hook::Events),
+        ("tiered-rate-limit", "rate-limit", Case::RateLimit),
+        ("dispute-audit", "events", Case::Events),
     ]
 }
 
@@ -171,16 +174,16 @@ fn percentiles(bench: &Bench) {
         20_000
     );
     let (req, event) = (request(), event());
-    for (plugin, label, hook) in calls() {
+    for (plugin, label, case) in calls() {
         let p = bench.registry.get(plugin).unwrap();
         let mut samples: Vec<Duration> = bench.runtime.block_on(async {
             for _ in 0..2_000 {
-                call(&p, hook, &req, &event).await;
+                call(&p, case, &req, &event).await;
             }
             let mut samples = Vec::with_capacity(20_000);
             for _ in 0..20_000 {
                 let t = Instant::now();
-                call(&p, hook, &req, &event).await;
+                call(&p, case, &req, &event).await;
                 samples.push(t.elapsed());
             }
             samples
@@ -200,14 +203,14 @@ fn hooks(c: &mut Criterion) {
     let bench = setup();
     let (req, event) = (request(), event());
     let mut group = c.benchmark_group("hook call");
-    for (plugin, label, hook) in calls() {
+    for (plugin, label, case) in calls() {
         let p = bench.registry.get(plugin).unwrap();
         group.bench_function(format!("{plugin}/{label}"), |b| {
             b.iter_custom(|iters| {
                 bench.runtime.block_on(async {
                     let t = Instant::now();
                     for _ in 0..iters {
-                        call(&p, hook, &req, &event).await;
+                        call(&p, case, &req, &event).await;
                     }
                     t.elapsed()
                 })

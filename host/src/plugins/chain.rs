@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use tokio::sync::mpsc::{self, error::TrySendError};
 
 use super::bindings::{self as wit, HookVerdict as WitHook, Verdict as WitVerdict};
-use super::loaded::LoadedPlugin;
+use super::loaded::{Hook, LoadedPlugin};
 use super::manifest::FailPolicy;
 use super::metrics::Fault;
 use super::registry::PluginRegistry;
@@ -73,7 +73,7 @@ fn to_wit(req: &Request<'_>) -> wit::Request {
     }
 }
 
-fn reason(plugin: &LoadedPlugin, hook: &'static str, text: String) -> Result<String, Fault> {
+fn reason(plugin: &LoadedPlugin, hook: Hook, text: String) -> Result<String, Fault> {
     if text.len() > MAX_REASON {
         return Err(plugin.bad_result(
             hook,
@@ -83,12 +83,12 @@ fn reason(plugin: &LoadedPlugin, hook: &'static str, text: String) -> Result<Str
     Ok(text)
 }
 
-fn missing(hook: &str) -> wasmtime::Error {
-    wasmtime::format_err!("the instance lacks its {hook} export")
+fn missing(hook: Hook) -> wasmtime::Error {
+    wasmtime::format_err!("the instance lacks its {} export", hook.label())
 }
 
 /// Applies the plugin's fail policy: `Some(closed answer)` or `None` to skip it.
-fn on_fault<T>(plugin: &LoadedPlugin, hook: &'static str, closed: impl FnOnce() -> T) -> Option<T> {
+fn on_fault<T>(plugin: &LoadedPlugin, hook: Hook, closed: impl FnOnce() -> T) -> Option<T> {
     match plugin.manifest.fail {
         FailPolicy::Closed => {
             plugin.stats.fail_policy(hook, "closed");
@@ -135,7 +135,7 @@ impl Policy for PluginPolicy {
 /// One hook call on a warm instance of `$plugin`: `$export` names the export,
 /// `$call` uses the bound guest and store. Evaluates to `Result<_, Fault>`.
 macro_rules! hook_call {
-    ($plugin:expr, $hook:literal, $export:ident, |$guest:ident, $store:ident| $call:expr) => {
+    ($plugin:expr, $hook:expr, $export:ident, |$guest:ident, $store:ident| $call:expr) => {
         async {
             let mut call = $plugin.begin($hook).await?;
             let result = match call.warm.$export() {
@@ -150,20 +150,20 @@ macro_rules! hook_call {
 
 async fn access_chain(plugins: &[Arc<LoadedPlugin>], request: &wit::Request) -> Verdict {
     for plugin in plugins.iter().filter(|p| p.enabled() && p.hooks.access) {
-        let outcome = hook_call!(plugin, "access", access, |guest, store| guest
+        let outcome = hook_call!(plugin, Hook::Access, access, |guest, store| guest
             .call_check(store, request))
         .and_then(|v| match v {
             WitVerdict::Allow => Ok(None),
-            WitVerdict::Deny(text) => reason(plugin, "access", text).map(Some),
+            WitVerdict::Deny(text) => reason(plugin, Hook::Access, text).map(Some),
         });
         match outcome {
-            Ok(None) => plugin.stats.verdict("access", "allow"),
+            Ok(None) => plugin.stats.verdict(Hook::Access, "allow"),
             Ok(Some(why)) => {
-                plugin.stats.verdict("access", "deny");
+                plugin.stats.verdict(Hook::Access, "deny");
                 return Verdict::Deny(why);
             }
             Err(_) => {
-                if let Some(deny) = on_fault(plugin, "access", || {
+                if let Some(deny) = on_fault(plugin, Hook::Access, || {
                     Verdict::Deny(format!(
                         "the policy plugin {} failed; access is refused",
                         plugin.name()
@@ -183,7 +183,7 @@ async fn rate_limit_chain(
 ) -> Option<RateLimit> {
     let mut strictest: Option<RateLimit> = None;
     for plugin in plugins.iter().filter(|p| p.enabled() && p.hooks.rate_limit) {
-        let outcome = hook_call!(plugin, "rate-limit", rate_limit, |guest, store| guest
+        let outcome = hook_call!(plugin, Hook::RateLimit, rate_limit, |guest, store| guest
             .call_policy(store, request))
         .and_then(|policy| match policy {
             None => Ok(None),
@@ -196,19 +196,19 @@ async fn rate_limit_chain(
                 }))
             }
             Some(p) => Err(plugin.bad_result(
-                "rate-limit",
+                Hook::RateLimit,
                 format!("limit {} per {} ms", p.limit, p.window_ms),
             )),
         });
         let limit = match outcome {
             Ok(limit) => {
                 plugin.stats.verdict(
-                    "rate-limit",
+                    Hook::RateLimit,
                     if limit.is_some() { "policy" } else { "none" },
                 );
                 limit
             }
-            Err(_) => on_fault(plugin, "rate-limit", || CLOSED_RATE_LIMIT),
+            Err(_) => on_fault(plugin, Hook::RateLimit, || CLOSED_RATE_LIMIT),
         };
         if let Some(limit) = limit
             && strictest.is_none_or(|s| limit.stricter_than(&s))
@@ -231,34 +231,36 @@ async fn message_hook_chain(
         .filter(|p| p.enabled() && p.hooks.message_hook)
     {
         let text = current.as_deref().unwrap_or(body);
-        let outcome = hook_call!(plugin, "message-hook", message_hook, |guest, store| {
+        let outcome = hook_call!(plugin, Hook::MessageHook, message_hook, |guest, store| {
             guest.call_on_message(store, request, text)
         })
         .and_then(|v| match v {
             WitHook::Pass => Ok(HookVerdict::Pass),
-            WitHook::Reject(why) => reason(plugin, "message-hook", why).map(HookVerdict::Reject),
+            WitHook::Reject(why) => reason(plugin, Hook::MessageHook, why).map(HookVerdict::Reject),
             WitHook::Rewrite(new) => {
                 let chars = new.trim().chars().count();
                 if chars == 0 || chars > max_chars {
-                    Err(plugin
-                        .bad_result("message-hook", format!("a rewrite of {chars} characters")))
+                    Err(plugin.bad_result(
+                        Hook::MessageHook,
+                        format!("a rewrite of {chars} characters"),
+                    ))
                 } else {
                     Ok(HookVerdict::Rewrite(new.trim().to_owned()))
                 }
             }
         });
         match outcome {
-            Ok(HookVerdict::Pass) => plugin.stats.verdict("message-hook", "pass"),
+            Ok(HookVerdict::Pass) => plugin.stats.verdict(Hook::MessageHook, "pass"),
             Ok(HookVerdict::Rewrite(new)) => {
-                plugin.stats.verdict("message-hook", "rewrite");
+                plugin.stats.verdict(Hook::MessageHook, "rewrite");
                 current = Some(new);
             }
             Ok(HookVerdict::Reject(why)) => {
-                plugin.stats.verdict("message-hook", "reject");
+                plugin.stats.verdict(Hook::MessageHook, "reject");
                 return HookVerdict::Reject(why);
             }
             Err(_) => {
-                if let Some(reject) = on_fault(plugin, "message-hook", || {
+                if let Some(reject) = on_fault(plugin, Hook::MessageHook, || {
                     HookVerdict::Reject(format!(
                         "the message could not be checked by {}; it was not sent",
                         plugin.name()
@@ -300,7 +302,7 @@ impl PluginEvents {
                     .iter()
                     .filter(|p| p.enabled() && p.hooks.events)
                 {
-                    let _ = hook_call!(plugin, "events", events, |guest, store| guest
+                    let _ = hook_call!(plugin, Hook::Events, events, |guest, store| guest
                         .call_on_event(store, &wit_event));
                 }
             }

@@ -23,6 +23,39 @@ use super::store_data::{PluginEnv, PluginState};
 /// Warm instances kept per plugin (one per concurrently calling thread is enough).
 const MAX_WARM: usize = 8;
 
+/// One hook kind of the WIT package.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    /// `access`.
+    Access,
+    /// `rate-limit`.
+    RateLimit,
+    /// `message-hook`.
+    MessageHook,
+    /// `events`.
+    Events,
+}
+
+impl Hook {
+    /// Every hook kind, in the order of their discriminants.
+    pub const ALL: [Hook; 4] = [
+        Hook::Access,
+        Hook::RateLimit,
+        Hook::MessageHook,
+        Hook::Events,
+    ];
+
+    /// The WIT name, also the metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Hook::Access => "access",
+            Hook::RateLimit => "rate-limit",
+            Hook::MessageHook => "message-hook",
+            Hook::Events => "events",
+        }
+    }
+}
+
 /// Which hooks a component exports.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Hooks {
@@ -39,15 +72,21 @@ pub struct Hooks {
 impl Hooks {
     /// The WIT names of the exported hooks.
     pub fn names(&self) -> Vec<&'static str> {
-        [
-            (self.access, "access"),
-            (self.rate_limit, "rate-limit"),
-            (self.message_hook, "message-hook"),
-            (self.events, "events"),
-        ]
-        .into_iter()
-        .filter_map(|(on, name)| on.then_some(name))
-        .collect()
+        Hook::ALL
+            .into_iter()
+            .filter(|&hook| self.has(hook))
+            .map(Hook::label)
+            .collect()
+    }
+
+    /// Whether `hook` is exported.
+    pub fn has(&self, hook: Hook) -> bool {
+        match hook {
+            Hook::Access => self.access,
+            Hook::RateLimit => self.rate_limit,
+            Hook::MessageHook => self.message_hook,
+            Hook::Events => self.events,
+        }
     }
 }
 
@@ -226,7 +265,7 @@ impl LoadedPlugin {
 
     /// Takes a warm instance (or makes one) for one hook call and arms the
     /// plugin's limits; make the call on [`Call::warm`], then [`Call::finish`].
-    pub async fn begin(&self, hook: &'static str) -> Result<Call<'_>, Fault> {
+    pub async fn begin(&self, hook: Hook) -> Result<Call<'_>, Fault> {
         let started = Instant::now();
         let taken = self.warm.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let mut warm = match taken {
@@ -251,7 +290,7 @@ impl LoadedPlugin {
     }
 
     /// Reports a hook result that broke the contract (too large, malformed).
-    pub fn bad_result(&self, hook: &'static str, why: String) -> Fault {
+    pub fn bad_result(&self, hook: Hook, why: String) -> Fault {
         self.stats.fault(hook, Fault::BadResult(why))
     }
 }
@@ -260,7 +299,7 @@ impl LoadedPlugin {
 /// was cancelled mid-call), its instance is discarded, never reused.
 pub struct Call<'p> {
     plugin: &'p LoadedPlugin,
-    hook: &'static str,
+    hook: Hook,
     started: Instant,
     /// The instance to call.
     pub warm: Warm,

@@ -4,7 +4,21 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use metrics::{Counter, Histogram};
 use serde::Serialize;
+
+use super::loaded::Hook;
+
+/// The verdicts each hook reports on `chat_plugin_verdicts_total`.
+const VERDICTS: [(Hook, &str); 7] = [
+    (Hook::Access, "allow"),
+    (Hook::Access, "deny"),
+    (Hook::RateLimit, "policy"),
+    (Hook::RateLimit, "none"),
+    (Hook::MessageHook, "pass"),
+    (Hook::MessageHook, "rewrite"),
+    (Hook::MessageHook, "reject"),
+];
 
 /// Why a plugin call failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,9 +84,19 @@ pub struct StatsSnapshot {
     pub last_fault: Option<String>,
 }
 
-/// Counters of one plugin.
+/// The metric handles of one hook of one plugin.
+struct HookMetrics {
+    calls: Counter,
+    seconds: Histogram,
+}
+
+/// Counters of one plugin. The handles of the metrics recorded on every call
+/// are registered once, when the plugin loads (the global recorder must be
+/// installed by then), so a call costs a few atomic adds, not a registry lookup.
 pub struct PluginStats {
     name: String,
+    hooks: [HookMetrics; 4],
+    verdicts: [Counter; VERDICTS.len()],
     calls: AtomicU64,
     call_nanos: AtomicU64,
     faults: AtomicU64,
@@ -85,8 +109,17 @@ pub struct PluginStats {
 impl PluginStats {
     /// Zeroed counters for `name`.
     pub fn new(name: &str) -> Self {
+        let hooks = Hook::ALL.map(|hook| HookMetrics {
+            calls: metrics::counter!("chat_plugin_calls_total", "plugin" => name.to_owned(), "hook" => hook.label()),
+            seconds: metrics::histogram!("chat_plugin_call_seconds", "plugin" => name.to_owned(), "hook" => hook.label()),
+        });
+        let verdicts = VERDICTS.map(|(hook, verdict)| {
+            metrics::counter!("chat_plugin_verdicts_total", "plugin" => name.to_owned(), "hook" => hook.label(), "verdict" => verdict)
+        });
         Self {
             name: name.to_owned(),
+            hooks,
+            verdicts,
             calls: AtomicU64::new(0),
             call_nanos: AtomicU64::new(0),
             faults: AtomicU64::new(0),
@@ -98,25 +131,25 @@ impl PluginStats {
     }
 
     /// Records one call and its duration.
-    pub fn call(&self, hook: &'static str, took: Duration) {
+    pub fn call(&self, hook: Hook, took: Duration) {
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.call_nanos
             .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
-        let plugin = self.name.clone();
-        metrics::counter!("chat_plugin_calls_total", "plugin" => plugin.clone(), "hook" => hook)
-            .increment(1);
-        metrics::histogram!("chat_plugin_call_seconds", "plugin" => plugin, "hook" => hook)
-            .record(took.as_secs_f64());
+        let metrics = &self.hooks[hook as usize];
+        metrics.calls.increment(1);
+        metrics.seconds.record(took.as_secs_f64());
     }
 
-    /// Records a verdict.
-    pub fn verdict(&self, hook: &'static str, verdict: &'static str) {
-        metrics::counter!("chat_plugin_verdicts_total", "plugin" => self.name.clone(), "hook" => hook, "verdict" => verdict)
-            .increment(1);
+    /// Records a verdict (one of `VERDICTS`).
+    pub fn verdict(&self, hook: Hook, verdict: &'static str) {
+        match VERDICTS.iter().position(|&v| v == (hook, verdict)) {
+            Some(i) => self.verdicts[i].increment(1),
+            None => debug_assert!(false, "unknown verdict {verdict} of {}", hook.label()),
+        }
     }
 
     /// Records a fault, logs it and returns it.
-    pub fn fault(&self, hook: &'static str, fault: Fault) -> Fault {
+    pub fn fault(&self, hook: Hook, fault: Fault) -> Fault {
         self.faults.fetch_add(1, Ordering::Relaxed);
         match fault {
             Fault::Timeout => self.timeouts.fetch_add(1, Ordering::Relaxed),
@@ -125,6 +158,7 @@ impl PluginStats {
             }
             Fault::BadResult(_) | Fault::Instantiate(_) => 0,
         };
+        let hook = hook.label();
         tracing::warn!(plugin = %self.name, hook, fault = %fault, "plugin fault");
         metrics::counter!("chat_plugin_faults_total", "plugin" => self.name.clone(), "hook" => hook, "fault" => fault.label())
             .increment(1);
@@ -134,9 +168,9 @@ impl PluginStats {
     }
 
     /// Records that the fail policy decided an event.
-    pub fn fail_policy(&self, hook: &'static str, policy: &'static str) {
+    pub fn fail_policy(&self, hook: Hook, policy: &'static str) {
         self.fail_policy.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("chat_plugin_fail_policy_total", "plugin" => self.name.clone(), "hook" => hook, "policy" => policy)
+        metrics::counter!("chat_plugin_fail_policy_total", "plugin" => self.name.clone(), "hook" => hook.label(), "policy" => policy)
             .increment(1);
     }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::chain::PluginPolicy;
-use super::loaded::Hooks;
+use super::loaded::{Hook, Hooks};
 use super::manifest::{FailPolicy, Manifest};
 use super::registry::{PluginRegistry, Services};
 use crate::audit::AuditLog;
@@ -260,7 +260,7 @@ async fn a_call_in_flight_keeps_its_version_while_a_reload_swaps_the_next_one_in
             participants: vec![],
         },
     };
-    let mut call = before[0].begin("access").await.unwrap();
+    let mut call = before[0].begin(Hook::Access).await.unwrap();
     let (guest, store) = call.warm.access().unwrap();
     let result = guest.call_check(store, &request).await;
     let old = call.finish(result);
