@@ -1,31 +1,46 @@
-//! The one wasmtime engine: component model, pooling allocator, epoch ticker,
-//! and a cache of precompiled artifacts keyed by the component's hash.
+//! The wasmtime engines: component model, pooling allocator, epoch ticker, the
+//! linker of the host's imports, and a cache of precompiled artifacts keyed by
+//! the component's hash.
+//!
+//! Every call is bounded by epochs. Fuel is opt-in per plugin (`limits.fuel`):
+//! it instruments the compiled code, a counter update in every block, so a
+//! component is compiled with it only when its manifest asks for it, by a second
+//! engine made on first use. A plugin without a fuel limit never pays for it.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
 use sha2::{Digest, Sha256};
-use wasmtime::component::Component;
+use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+use super::imports;
 use super::manifest::MAX_MEMORY_MB;
+use super::store_data::PluginState;
 
 /// One epoch tick; call deadlines are counted in ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
-/// The compiling and executing engine shared by every plugin.
-pub struct PluginEngine {
-    engine: Engine,
-    cache_dir: Option<PathBuf>,
-    ticker_stop: Arc<AtomicBool>,
+/// Whether a component's calls count fuel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metering {
+    /// Epoch deadlines only.
+    Epochs,
+    /// Epoch deadlines and a fuel budget.
+    EpochsAndFuel,
 }
 
-impl PluginEngine {
-    /// An engine whose compiled artifacts are cached in `cache_dir` (if given).
-    pub fn new(cache_dir: Option<PathBuf>) -> anyhow::Result<Self> {
+/// One engine configuration and the linker of the host's imports for it.
+struct Flavor {
+    engine: Engine,
+    linker: Linker<PluginState>,
+}
+
+impl Flavor {
+    fn new(metering: Metering) -> anyhow::Result<Self> {
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(512)
             .total_core_instances(2048)
@@ -36,50 +51,81 @@ impl PluginEngine {
         config
             .wasm_component_model(true)
             .epoch_interruption(true)
-            .consume_fuel(true)
+            .consume_fuel(metering == Metering::EpochsAndFuel)
             .max_wasm_stack(512 << 10)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config)
             .map_err(anyhow::Error::from)
             .context("creating the wasmtime engine")?;
+        let linker = imports::linker(&engine)?;
+        Ok(Self { engine, linker })
+    }
+}
+
+/// The engines shared by every plugin, and their epoch ticker.
+pub struct PluginEngine {
+    /// Indexed by `Metering as usize`; the fuel flavor is made on first use.
+    flavors: Arc<[OnceLock<Flavor>; 2]>,
+    cache_dir: Option<PathBuf>,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl PluginEngine {
+    /// Engines whose compiled artifacts are cached in `cache_dir` (if given).
+    pub fn new(cache_dir: Option<PathBuf>) -> anyhow::Result<Self> {
+        let flavors: Arc<[OnceLock<Flavor>; 2]> = Arc::default();
+        let _ = flavors[Metering::Epochs as usize].set(Flavor::new(Metering::Epochs)?);
         if let Some(dir) = &cache_dir {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let ticker_stop = Arc::new(AtomicBool::new(false));
-        let (ticking, stop) = (engine.clone(), ticker_stop.clone());
+        let (ticking, stop) = (flavors.clone(), ticker_stop.clone());
         std::thread::Builder::new()
             .name("plugin-epoch".into())
             .spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(EPOCH_TICK);
-                    ticking.increment_epoch();
+                    for flavor in ticking.iter().filter_map(OnceLock::get) {
+                        flavor.engine.increment_epoch();
+                    }
                 }
             })
             .context("starting the epoch ticker")?;
         Ok(Self {
-            engine,
+            flavors,
             cache_dir,
             ticker_stop,
         })
     }
 
-    /// The wasmtime engine.
-    pub fn engine(&self) -> &Engine {
-        &self.engine
+    fn flavor(&self, metering: Metering) -> anyhow::Result<&Flavor> {
+        let slot = &self.flavors[metering as usize];
+        if let Some(flavor) = slot.get() {
+            return Ok(flavor);
+        }
+        let made = Flavor::new(metering)?;
+        Ok(slot.get_or_init(|| made))
+    }
+
+    /// Links a compiled component against the host's imports (WASI and `chat:plugin`).
+    pub fn link(
+        &self,
+        component: &Component,
+        metering: Metering,
+    ) -> anyhow::Result<InstancePre<PluginState>> {
+        Ok(self.flavor(metering)?.linker.instantiate_pre(component)?)
     }
 
     /// Compiles a component, or loads its precompiled artifact from the cache.
-    pub fn compile(&self, wasm: &[u8]) -> anyhow::Result<Component> {
+    pub fn compile(&self, wasm: &[u8], metering: Metering) -> anyhow::Result<Component> {
+        let engine = &self.flavor(metering)?.engine;
         let Some(dir) = &self.cache_dir else {
-            return Ok(Component::new(&self.engine, wasm)?);
+            return Ok(Component::new(engine, wasm)?);
         };
         let mut hasher = Sha256::new();
         hasher.update(wasm);
         let mut engine_hash = std::hash::DefaultHasher::new();
-        std::hash::Hash::hash(
-            &self.engine.precompile_compatibility_hash(),
-            &mut engine_hash,
-        );
+        std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut engine_hash);
         hasher.update(std::hash::Hasher::finish(&engine_hash).to_le_bytes());
         let key: String = hasher
             .finalize()
@@ -92,14 +138,14 @@ impl PluginEngine {
             // same compatibility hash (it is part of the file name), in a directory only
             // this process family writes.
             #[allow(unsafe_code)]
-            match unsafe { Component::deserialize_file(&self.engine, &path) } {
+            match unsafe { Component::deserialize_file(engine, &path) } {
                 Ok(component) => return Ok(component),
                 Err(e) => {
                     tracing::warn!(path = %path.display(), error = %e, "discarding a bad cached artifact")
                 }
             }
         }
-        let component = Component::new(&self.engine, wasm)?;
+        let component = Component::new(engine, wasm)?;
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
         if let Err(e) = component
             .serialize()

@@ -181,7 +181,8 @@ impl LoadedPlugin {
         self.manifest.enabled
     }
 
-    /// The same component with another manifest (config, limits, order...).
+    /// The same component with another manifest of the same metering (config,
+    /// limits, order...).
     pub fn with_manifest(&self, manifest: Manifest, env: Arc<PluginEnv>) -> anyhow::Result<Self> {
         Self::new(
             manifest,
@@ -246,7 +247,7 @@ impl LoadedPlugin {
     }
 
     /// Arms the per-call limits: epoch deadline (the first tick, then the rest of
-    /// the budget through the epoch callback) and fuel.
+    /// the budget through the epoch callback) and fuel, if the plugin has a limit.
     fn arm(&self, store: &mut Store<PluginState>) {
         let ticks = self
             .manifest
@@ -256,11 +257,11 @@ impl LoadedPlugin {
             .max(1);
         store.data_mut().ticks_left = ticks - 1;
         store.set_epoch_deadline(1);
-        let fuel = match self.manifest.limits.fuel {
-            0 => u64::MAX,
-            fuel => fuel,
-        };
-        store.set_fuel(fuel).expect("fuel is enabled on the engine");
+        if let fuel @ 1.. = self.manifest.limits.fuel {
+            store
+                .set_fuel(fuel)
+                .expect("a plugin with a fuel limit is compiled with fuel metering");
+        }
     }
 
     /// Takes a warm instance (or makes one) for one hook call and arms the

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::engine::Metering;
+
 /// What happens to an event when the plugin fails (trap, timeout, memory cap, bad result).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -43,6 +45,14 @@ impl Limits {
     /// The time budget of one call.
     pub fn time(&self) -> Duration {
         Duration::from_millis(self.time_ms)
+    }
+
+    /// How the plugin's calls are metered: fuel only when a fuel limit is set.
+    pub fn metering(&self) -> Metering {
+        match self.fuel {
+            0 => Metering::Epochs,
+            _ => Metering::EpochsAndFuel,
+        }
     }
 }
 

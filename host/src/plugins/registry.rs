@@ -5,17 +5,14 @@
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use sha2::{Digest, Sha256};
-use wasmtime::component::Linker;
-
 use super::engine::PluginEngine;
-use super::imports;
 use super::kv_cache::KvCache;
 use super::loaded::LoadedPlugin;
 use super::manifest::Manifest;
-use super::store_data::{PluginEnv, PluginState};
+use super::store_data::PluginEnv;
 use crate::audit::AuditLog;
 use crate::state::StateStore;
+use sha2::{Digest, Sha256};
 
 /// The chain as of one moment.
 pub type Snapshot = Arc<Vec<Arc<LoadedPlugin>>>;
@@ -34,7 +31,6 @@ pub struct Services {
 /// Loads, replaces and lists plugins.
 pub struct PluginRegistry {
     engine: PluginEngine,
-    linker: Linker<PluginState>,
     services: Services,
     current: RwLock<Snapshot>,
 }
@@ -42,11 +38,8 @@ pub struct PluginRegistry {
 impl PluginRegistry {
     /// An empty registry; compiled artifacts are cached in `cache_dir`.
     pub fn new(services: Services, cache_dir: Option<PathBuf>) -> anyhow::Result<Self> {
-        let engine = PluginEngine::new(cache_dir)?;
-        let linker = imports::linker(engine.engine())?;
         Ok(Self {
-            engine,
-            linker,
+            engine: PluginEngine::new(cache_dir)?,
             services,
             current: RwLock::new(Arc::default()),
         })
@@ -84,11 +77,12 @@ impl PluginRegistry {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
+        let metering = manifest.limits.metering();
         let component = self
             .engine
-            .compile(wasm)
+            .compile(wasm, metering)
             .map_err(|e| format!("plugin {} does not compile: {e:#}", manifest.name))?;
-        let pre = self.linker.instantiate_pre(&component).map_err(|e| {
+        let pre = self.engine.link(&component, metering).map_err(|e| {
             format!(
                 "plugin {} does not match the chat:plugin@0.1.0 imports this host provides: {e:#}",
                 manifest.name
@@ -121,12 +115,16 @@ impl PluginRegistry {
         Ok(self.install(self.prepare(wasm, manifest)?))
     }
 
-    /// Re-installs a loaded plugin's component under a changed manifest.
+    /// Re-installs a loaded plugin's component under a changed manifest
+    /// (recompiled when fuel metering is switched on or off).
     pub fn reconfigure(&self, manifest: Manifest) -> Result<Arc<LoadedPlugin>, String> {
         manifest.check()?;
         let current = self
             .get(&manifest.name)
             .ok_or_else(|| format!("no plugin named {}", manifest.name))?;
+        if manifest.limits.metering() != current.manifest.limits.metering() {
+            return self.load(&current.wasm.clone(), manifest);
+        }
         let env = self.env(&manifest);
         let next = current
             .with_manifest(manifest, env)

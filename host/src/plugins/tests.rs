@@ -146,6 +146,51 @@ async fn a_runaway_plugin_is_stopped_within_its_time_limit_and_its_fail_policy_a
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_fuel_limit_stops_a_runaway_plugin_and_switching_it_recompiles() {
+    let r = registry().await;
+    let policy = PluginPolicy::new(r.clone(), 4000);
+    let (t, a) = (thread(), alice());
+    let req = Request {
+        action: Action::Send,
+        actor: &a,
+        thread: &t,
+    };
+    // A generous time limit, so only the fuel can stop the loop this early.
+    load(&r, "evil-loop", |m| {
+        m.limits.time_ms = 1000;
+        m.limits.fuel = 1_000_000;
+    })
+    .unwrap();
+    let started = Instant::now();
+    assert!(matches!(policy.access(&req).await, Verdict::Deny(_)));
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+    let stats = r.get("evil-loop").unwrap().stats.snapshot();
+    assert_eq!((stats.traps, stats.timeouts), (1, 0), "{stats:?}");
+    assert!(stats.last_fault.unwrap().contains("fuel"));
+
+    // Without fuel (reconfigured: recompiled without metering) the time limit stops it.
+    let mut manifest = r.get("evil-loop").unwrap().manifest.clone();
+    manifest.limits.fuel = 0;
+    manifest.limits.time_ms = 20;
+    r.reconfigure(manifest).unwrap();
+    assert!(matches!(policy.access(&req).await, Verdict::Deny(_)));
+    let stats = r.get("evil-loop").unwrap().stats.snapshot();
+    assert_eq!((stats.traps, stats.timeouts), (0, 1), "{stats:?}");
+
+    // And a fuel limit large enough for a real plugin leaves its answers unchanged.
+    load(&r, "contact-filter", |m| m.limits.fuel = 10_000_000).unwrap();
+    r.remove("evil-loop");
+    match policy.message_hook(&req, "write to bob@example.com").await {
+        HookVerdict::Rewrite(body) => assert!(!body.contains("bob@example.com"), "{body}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn traps_memory_bombs_and_oversized_results_are_faults_and_instances_are_replaced() {
     let r = registry().await;
     for name in ["evil-trap", "evil-memory", "evil-oversized"] {
