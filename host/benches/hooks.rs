@@ -14,6 +14,7 @@ use chat_host::plugins::bindings::{Action, Actor, Event, Request, Role, ThreadIn
 use chat_host::plugins::loaded::{Hook, LoadedPlugin};
 use chat_host::plugins::manifest::Manifest;
 use chat_host::plugins::registry::{PluginRegistry, Services};
+use chat_host::plugins::store_data::Participants;
 use chat_host::state::memory::MemoryState;
 use chat_host::store::sql::SqlStore;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -78,6 +79,10 @@ fn setup() -> Bench {
     Bench { runtime, registry }
 }
 
+/// The thread's participants, built once per event by the chain.
+static PARTICIPANTS: std::sync::LazyLock<Participants> =
+    std::sync::LazyLock::new(|| ["alice".to_owned(), "bob".to_owned()].into());
+
 fn request() -> Request {
     Request {
         action: Action::Send,
@@ -87,7 +92,7 @@ fn request() -> Request {
         },
         thread: ThreadInfo {
             id: "t1".into(),
-            participants: vec!["alice".into(), "bob".into()],
+            participant_count: 2,
         },
     }
 }
@@ -114,7 +119,8 @@ impl Case {
 
 /// One hook call on a warm instance, exactly as the policy chain makes it.
 async fn call(p: &LoadedPlugin, case: Case, req: &Request, event: &Event) {
-    let mut c = p.begin(case.hook()).await.unwrap();
+    let participants = (!matches!(case, Case::Events)).then_some(&*PARTICIPANTS);
+    let mut c = p.begin(case.hook(), participants).await.unwrap();
     let w = &mut c.warm;
     let result = match case {
         Case::Access => {

@@ -13,6 +13,7 @@ use super::loaded::{Hook, LoadedPlugin};
 use super::manifest::FailPolicy;
 use super::metrics::Fault;
 use super::registry::PluginRegistry;
+use super::store_data::Participants;
 use crate::auth::Role;
 use crate::chat::events::{ChatEvent, EventObserver};
 use crate::chat::policy::{Action, HookVerdict, Policy, RateLimit, Request, Verdict};
@@ -49,8 +50,16 @@ impl PluginPolicy {
     }
 }
 
-fn to_wit(req: &Request<'_>) -> wit::Request {
-    wit::Request {
+/// A request as the plugins see it: the WIT record, and the thread's
+/// participants, which the host hands out on demand (`host.participants`).
+struct PluginRequest {
+    wit: wit::Request,
+    participants: Participants,
+}
+
+fn to_wit(req: &Request<'_>) -> PluginRequest {
+    let participants: Participants = req.thread.participant_ids().map(str::to_owned).collect();
+    let wit = wit::Request {
         action: match req.action {
             Action::Join => wit::Action::Join,
             Action::Send => wit::Action::Send,
@@ -68,9 +77,10 @@ fn to_wit(req: &Request<'_>) -> wit::Request {
         },
         thread: wit::ThreadInfo {
             id: req.thread.id.clone(),
-            participants: req.thread.participant_ids().map(str::to_owned).collect(),
+            participant_count: participants.len().try_into().unwrap_or(u32::MAX),
         },
-    }
+    };
+    PluginRequest { wit, participants }
 }
 
 fn reason(plugin: &LoadedPlugin, hook: Hook, text: String) -> Result<String, Fault> {
@@ -132,12 +142,13 @@ impl Policy for PluginPolicy {
     }
 }
 
-/// One hook call on a warm instance of `$plugin`: `$export` names the export,
+/// One hook call on a warm instance of `$plugin` about a thread with
+/// `$participants` (an `Option`): `$export` names the export,
 /// `$call` uses the bound guest and store. Evaluates to `Result<_, Fault>`.
 macro_rules! hook_call {
-    ($plugin:expr, $hook:expr, $export:ident, |$guest:ident, $store:ident| $call:expr) => {
+    ($plugin:expr, $hook:expr, $participants:expr, $export:ident, |$guest:ident, $store:ident| $call:expr) => {
         async {
-            let mut call = $plugin.begin($hook).await?;
+            let mut call = $plugin.begin($hook, $participants).await?;
             let result = match call.warm.$export() {
                 Some(($guest, $store)) => $call.await,
                 None => Err(missing($hook)),
@@ -148,10 +159,16 @@ macro_rules! hook_call {
     };
 }
 
-async fn access_chain(plugins: &[Arc<LoadedPlugin>], request: &wit::Request) -> Verdict {
+async fn access_chain(plugins: &[Arc<LoadedPlugin>], request: &PluginRequest) -> Verdict {
+    let participants = Some(&request.participants);
     for plugin in plugins.iter().filter(|p| p.enabled() && p.hooks.access) {
-        let outcome = hook_call!(plugin, Hook::Access, access, |guest, store| guest
-            .call_check(store, request))
+        let outcome = hook_call!(
+            plugin,
+            Hook::Access,
+            participants,
+            access,
+            |guest, store| { guest.call_check(store, &request.wit) }
+        )
         .and_then(|v| match v {
             WitVerdict::Allow => Ok(None),
             WitVerdict::Deny(text) => reason(plugin, Hook::Access, text).map(Some),
@@ -179,12 +196,18 @@ async fn access_chain(plugins: &[Arc<LoadedPlugin>], request: &wit::Request) -> 
 
 async fn rate_limit_chain(
     plugins: &[Arc<LoadedPlugin>],
-    request: &wit::Request,
+    request: &PluginRequest,
 ) -> Option<RateLimit> {
     let mut strictest: Option<RateLimit> = None;
+    let participants = Some(&request.participants);
     for plugin in plugins.iter().filter(|p| p.enabled() && p.hooks.rate_limit) {
-        let outcome = hook_call!(plugin, Hook::RateLimit, rate_limit, |guest, store| guest
-            .call_policy(store, request))
+        let outcome = hook_call!(
+            plugin,
+            Hook::RateLimit,
+            participants,
+            rate_limit,
+            |guest, store| { guest.call_policy(store, &request.wit) }
+        )
         .and_then(|policy| match policy {
             None => Ok(None),
             Some(p)
@@ -221,19 +244,24 @@ async fn rate_limit_chain(
 
 async fn message_hook_chain(
     plugins: &[Arc<LoadedPlugin>],
-    request: &wit::Request,
+    request: &PluginRequest,
     body: &str,
     max_chars: usize,
 ) -> HookVerdict {
     let mut current: Option<String> = None;
+    let participants = Some(&request.participants);
     for plugin in plugins
         .iter()
         .filter(|p| p.enabled() && p.hooks.message_hook)
     {
         let text = current.as_deref().unwrap_or(body);
-        let outcome = hook_call!(plugin, Hook::MessageHook, message_hook, |guest, store| {
-            guest.call_on_message(store, request, text)
-        })
+        let outcome = hook_call!(
+            plugin,
+            Hook::MessageHook,
+            participants,
+            message_hook,
+            |guest, store| { guest.call_on_message(store, &request.wit, text) }
+        )
         .and_then(|v| match v {
             WitHook::Pass => Ok(HookVerdict::Pass),
             WitHook::Reject(why) => reason(plugin, Hook::MessageHook, why).map(HookVerdict::Reject),
@@ -302,7 +330,7 @@ impl PluginEvents {
                     .iter()
                     .filter(|p| p.enabled() && p.hooks.events)
                 {
-                    let _ = hook_call!(plugin, Hook::Events, events, |guest, store| guest
+                    let _ = hook_call!(plugin, Hook::Events, None, events, |guest, store| guest
                         .call_on_event(store, &wit_event));
                 }
             }

@@ -18,7 +18,7 @@ use super::bindings::{access, events, message_hook, rate_limit};
 use super::engine::EPOCH_TICK;
 use super::manifest::Manifest;
 use super::metrics::{Fault, PluginStats};
-use super::store_data::{PluginEnv, PluginState};
+use super::store_data::{Participants, PluginEnv, PluginState};
 
 /// Warm instances kept per plugin (one per concurrently calling thread is enough).
 const MAX_WARM: usize = 8;
@@ -264,9 +264,14 @@ impl LoadedPlugin {
         }
     }
 
-    /// Takes a warm instance (or makes one) for one hook call and arms the
-    /// plugin's limits; make the call on [`Call::warm`], then [`Call::finish`].
-    pub async fn begin(&self, hook: Hook) -> Result<Call<'_>, Fault> {
+    /// Takes a warm instance (or makes one) for one hook call about a thread with
+    /// `participants` (none for `events`) and arms the plugin's limits; make the
+    /// call on [`Call::warm`], then [`Call::finish`].
+    pub async fn begin(
+        &self,
+        hook: Hook,
+        participants: Option<&Participants>,
+    ) -> Result<Call<'_>, Fault> {
         let started = Instant::now();
         let taken = self.warm.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let mut warm = match taken {
@@ -277,6 +282,7 @@ impl LoadedPlugin {
                 .map_err(|e| self.stats.fault(hook, Fault::Instantiate(e.to_string())))?,
         };
         self.arm(&mut warm.store);
+        warm.store.data_mut().participants = participants.cloned();
         Ok(Call {
             plugin: self,
             hook,

@@ -53,7 +53,12 @@ pub struct PluginState {
     pub env: Arc<PluginEnv>,
     /// Epoch ticks of the current call's time budget left after its first tick.
     pub ticks_left: u64,
+    /// The participants of the thread of the current call (`host.participants`).
+    pub participants: Option<Participants>,
 }
+
+/// The user ids of a thread's participants, shared by every hook call of one event.
+pub type Participants = Arc<[String]>;
 
 impl PluginState {
     /// Fresh store data for an instance of the plugin.
@@ -73,6 +78,7 @@ impl PluginState {
             limits,
             env,
             ticks_left: 0,
+            participants: None,
         }
     }
 }

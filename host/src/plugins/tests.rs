@@ -13,11 +13,16 @@ use crate::auth::Role;
 use crate::chat::Actor;
 use crate::chat::model::{ParticipantProfile, ThreadMeta};
 use crate::chat::policy::{Action, HookVerdict, Policy, Request, Verdict};
+use crate::state::StateStore;
 use crate::state::memory::MemoryState;
 use crate::store::sql::SqlStore;
 use crate::testing::{plugin_dir, unique};
 
 async fn registry() -> Arc<PluginRegistry> {
+    registry_on(Arc::new(MemoryState::new())).await
+}
+
+async fn registry_on(state: Arc<MemoryState>) -> Arc<PluginRegistry> {
     let dir = std::env::temp_dir().join(unique("chat-host-plugins"));
     std::fs::create_dir_all(&dir).unwrap();
     let store = Arc::new(
@@ -26,7 +31,7 @@ async fn registry() -> Arc<PluginRegistry> {
             .unwrap(),
     );
     let services = Services {
-        state: Arc::new(MemoryState::new()),
+        state,
         audit: Arc::new(AuditLog::new(store, b"k")),
         runtime: tokio::runtime::Handle::current(),
     };
@@ -284,6 +289,45 @@ async fn example_plugins_decide() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_asks_the_host_for_the_participants_of_the_calls_thread() {
+    let state = Arc::new(MemoryState::new());
+    let r = registry_on(state.clone()).await;
+    load(&r, "blocklist", |m| {
+        m.config
+            .insert("deny-sends-to-blocked".into(), "true".into());
+    })
+    .unwrap();
+    state
+        .kv_set("blocklist", "blocked:bob", "1", None)
+        .await
+        .unwrap();
+    let policy = PluginPolicy::new(r.clone(), 4000);
+    let a = alice();
+    let with_bob = thread();
+    let mut without_bob = thread();
+    without_bob.id = "t2".into();
+    without_bob.participants.retain(|p| p.user_id != "bob");
+    let req = |action, thread| Request {
+        action,
+        actor: &a,
+        thread,
+    };
+    assert_eq!(
+        policy.access(&req(Action::Send, &with_bob)).await,
+        Verdict::Deny("this conversation is on hold: a participant is blocked".into())
+    );
+    assert_eq!(
+        policy.access(&req(Action::Send, &without_bob)).await,
+        Verdict::Allow,
+        "the same warm instance sees the next call's participants"
+    );
+    assert_eq!(
+        policy.access(&req(Action::Read, &with_bob)).await,
+        Verdict::Allow
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_call_in_flight_keeps_its_version_while_a_reload_swaps_the_next_one_in() {
     let r = registry().await;
     load(&r, "noop", |m| m.version = "1".into()).unwrap();
@@ -302,10 +346,10 @@ async fn a_call_in_flight_keeps_its_version_while_a_reload_swaps_the_next_one_in
         },
         thread: crate::plugins::bindings::ThreadInfo {
             id: "t1".into(),
-            participants: vec![],
+            participant_count: 0,
         },
     };
-    let mut call = before[0].begin(Hook::Access).await.unwrap();
+    let mut call = before[0].begin(Hook::Access, None).await.unwrap();
     let (guest, store) = call.warm.access().unwrap();
     let result = guest.call_check(store, &request).await;
     let old = call.finish(result);

@@ -8,8 +8,12 @@
 //! The value is an optional reason shown to the user (`"1"`, `"true"` or an
 //! empty value mean none); a TTL on the key makes the block temporary.
 //! Admins are exempt unless `exempt-admins = "false"`.
+//!
+//! With `deny-sends-to-blocked = "true"`, nobody can send into a thread one of
+//! whose participants is blocked everywhere either: a client stops writing to a
+//! freelancer under investigation (and their payment details stay unsent).
 
-use chat_plugin_sdk::{Plugin, Request, Role, Verdict, config, export_plugin, kv};
+use chat_plugin_sdk::{Action, Plugin, Request, Role, Verdict, config, export_plugin, kv};
 
 /// The plugin.
 pub struct Blocklist;
@@ -25,6 +29,15 @@ impl Plugin for Blocklist {
         }
         if let Some(value) = kv::get(&kv::key(&["blocked", &req.thread.id, user])) {
             return Verdict::Deny(reason("you are blocked in this thread", &value));
+        }
+        if req.action == Action::Send && config::bool_or("deny-sends-to-blocked", false) {
+            let blocked =
+                req.thread.participants().into_iter().any(|other| {
+                    other != *user && kv::get(&kv::key(&["blocked", &other])).is_some()
+                });
+            if blocked {
+                return Verdict::deny("this conversation is on hold: a participant is blocked");
+            }
         }
         Verdict::Allow
     }
@@ -47,7 +60,7 @@ pub fn reason(base: &str, value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chat_plugin_sdk::{Action, testing};
+    use chat_plugin_sdk::testing;
 
     fn req(role: Role, user: &str, thread: &str) -> Request {
         Request::new(Action::Send, user, role, thread, &[user])
@@ -93,6 +106,28 @@ mod tests {
             Blocklist::check(req(Role::Client, "u1", "t2")),
             Verdict::Allow
         );
+    }
+
+    #[test]
+    fn sends_to_a_blocked_participant_are_denied_when_configured() {
+        testing::reset();
+        testing::kv_put("blocked:bob", "1");
+        let to_bob = |action| Request::new(action, "alice", Role::Client, "t1", &["alice", "bob"]);
+        assert_eq!(Blocklist::check(to_bob(Action::Send)), Verdict::Allow);
+        testing::set_config("deny-sends-to-blocked", "true");
+        assert_eq!(
+            Blocklist::check(to_bob(Action::Send)),
+            Verdict::deny("this conversation is on hold: a participant is blocked")
+        );
+        assert_eq!(Blocklist::check(to_bob(Action::Read)), Verdict::Allow);
+        let others = Request::new(
+            Action::Send,
+            "alice",
+            Role::Client,
+            "t2",
+            &["alice", "carol"],
+        );
+        assert_eq!(Blocklist::check(others), Verdict::Allow);
     }
 
     #[test]

@@ -164,7 +164,8 @@ impl Action {
 }
 
 impl Request {
-    /// A request, mostly for tests.
+    /// A request, mostly for tests. Off wasm it also makes `participants` the
+    /// ones the mock host reports, as the host does for the call in progress.
     pub fn new(
         action: Action,
         user_id: &str,
@@ -172,6 +173,8 @@ impl Request {
         thread_id: &str,
         participants: &[&str],
     ) -> Self {
+        #[cfg(not(target_arch = "wasm32"))]
+        testing::set_participants(participants);
         Request {
             action,
             actor: Actor {
@@ -180,14 +183,28 @@ impl Request {
             },
             thread: ThreadInfo {
                 id: thread_id.to_string(),
-                participants: participants.iter().map(|p| p.to_string()).collect(),
+                participant_count: participants.len() as u32,
             },
         }
     }
 
     /// Whether the actor is one of the thread's participants.
     pub fn actor_is_participant(&self) -> bool {
-        self.thread.participants.contains(&self.actor.user_id)
+        self.thread.has_participant(&self.actor.user_id)
+    }
+}
+
+impl ThreadInfo {
+    /// Whether `user_id` is a participant of this thread (asked of the host:
+    /// the request does not carry the list).
+    pub fn has_participant(&self, user_id: &str) -> bool {
+        sys::is_participant(user_id)
+    }
+
+    /// This thread's participants, as user ids (asked of the host; prefer
+    /// [`ThreadInfo::has_participant`], which copies nothing).
+    pub fn participants(&self) -> Vec<String> {
+        sys::participants()
     }
 }
 

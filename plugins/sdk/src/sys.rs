@@ -14,6 +14,12 @@ mod imp {
     pub fn config(key: &str) -> Option<String> {
         host::config(key)
     }
+    pub fn is_participant(user_id: &str) -> bool {
+        host::is_participant(user_id)
+    }
+    pub fn participants() -> Vec<String> {
+        host::participants()
+    }
     pub fn kv_get(key: &str) -> Option<String> {
         kv::get(key)
     }

@@ -1,5 +1,6 @@
 //! An in-memory stand-in for the host, used off wasm (a plugin's native
-//! `cargo test`): config values, a key-value store with TTLs on a mock clock,
+//! `cargo test`): config values, the thread's participants, a key-value store
+//! with TTLs on a mock clock,
 //! captured log lines and audit entries. State is per thread (each test runs
 //! on its own thread); call [`reset`] at the start of a test.
 
@@ -11,6 +12,7 @@ use std::collections::BTreeMap;
 struct State {
     now_ms: i64,
     config: BTreeMap<String, String>,
+    participants: Vec<String>,
     kv: BTreeMap<String, (String, Option<i64>)>,
     logs: Vec<(LogLevel, String)>,
     audit: Vec<AuditRecord>,
@@ -40,6 +42,12 @@ pub fn reset() {
 /// Sets a config value (as the manifest's `[config]` table would).
 pub fn set_config(key: &str, value: &str) {
     with(|s| s.config.insert(key.to_string(), value.to_string()));
+}
+
+/// Sets the participants of the thread of the call in progress, as
+/// [`crate::Request::new`] does.
+pub fn set_participants(user_ids: &[&str]) {
+    with(|s| s.participants = user_ids.iter().map(|u| u.to_string()).collect());
 }
 
 /// Sets the mock clock.
@@ -96,6 +104,12 @@ pub mod mock {
     }
     pub fn config(key: &str) -> Option<String> {
         with(|s| s.config.get(key).cloned())
+    }
+    pub fn is_participant(user_id: &str) -> bool {
+        with(|s| s.participants.iter().any(|p| p == user_id))
+    }
+    pub fn participants() -> Vec<String> {
+        with(|s| s.participants.clone())
     }
     pub fn kv_get(key: &str) -> Option<String> {
         with(|s| match s.kv.get(key) {

@@ -1,4 +1,4 @@
-//! `chat:plugin/host`: log, clock, configuration.
+//! `chat:plugin/host`: log, clock, configuration, the participants of the call's thread.
 
 use crate::chat::model::now_ms;
 use crate::plugins::bindings::LogLevel;
@@ -32,5 +32,18 @@ impl host::Host for PluginState {
 
     fn config(&mut self, key: String) -> Option<String> {
         self.env.config.get(&key).cloned()
+    }
+
+    fn is_participant(&mut self, user_id: String) -> bool {
+        self.participants
+            .as_deref()
+            .is_some_and(|ids| ids.contains(&user_id))
+    }
+
+    fn participants(&mut self) -> Vec<String> {
+        self.participants
+            .as_deref()
+            .map(<[String]>::to_vec)
+            .unwrap_or_default()
     }
 }
