@@ -4,7 +4,9 @@
 //! plugin. Needs the built components (`scripts/build-plugins.sh`).
 //!
 //! `cargo bench -p chat-host --bench hooks` prints criterion's estimates and,
-//! after them, p50/p99 of single calls measured one by one.
+//! after them, p50/p99 of single calls measured one by one. `HOOKS_ONLY=noop/access`
+//! limits those single calls to one case and `HOOKS_CALLS=n` sets their number
+//! (20 000), e.g. to count instructions per call under callgrind.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -175,19 +177,24 @@ fn calls() -> Vec<(&'static str, &'static str, Case)> {
 }
 
 fn percentiles(bench: &Bench) {
-    println!(
-        "\nsingle calls, {} each, limits armed (p50 / p99 / max):",
-        20_000
-    );
+    let only = std::env::var("HOOKS_ONLY").ok();
+    let n: usize = std::env::var("HOOKS_CALLS").map_or(20_000, |n| n.parse().expect("HOOKS_CALLS"));
+    println!("\nsingle calls, {n} each, limits armed (p50 / p99 / max):");
     let (req, event) = (request(), event());
     for (plugin, label, case) in calls() {
+        if only
+            .as_ref()
+            .is_some_and(|o| *o != format!("{plugin}/{label}"))
+        {
+            continue;
+        }
         let p = bench.registry.get(plugin).unwrap();
         let mut samples: Vec<Duration> = bench.runtime.block_on(async {
             for _ in 0..2_000 {
                 call(&p, case, &req, &event).await;
             }
-            let mut samples = Vec::with_capacity(20_000);
-            for _ in 0..20_000 {
+            let mut samples = Vec::with_capacity(n);
+            for _ in 0..n {
                 let t = Instant::now();
                 call(&p, case, &req, &event).await;
                 samples.push(t.elapsed());
