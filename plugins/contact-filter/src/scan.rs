@@ -159,8 +159,8 @@ fn is_space(c: u8) -> bool {
 fn url_tokens(text: &str) -> Vec<(usize, usize)> {
     tokens(text)
         .filter(|&(s, e)| {
-            let t = text[s..e].to_ascii_lowercase();
-            t.contains("://") || t.starts_with("www.")
+            let t = &text[s..e];
+            t.contains("://") || t.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("www."))
         })
         .collect()
 }
@@ -211,6 +211,10 @@ const LINKS: &[(&str, &[&str], Kind)] = &[
 
 fn links(text: &str, out: &mut Vec<Finding>) {
     for (s, e) in tokens(text) {
+        // Every domain of `LINKS` has a dot: most words are skipped without a search.
+        if !text[s..e].contains('.') {
+            continue;
+        }
         let lower = text[s..e].to_ascii_lowercase();
         let t = lower.as_bytes();
         'patterns: for &(domain, paths, kind) in LINKS {
@@ -286,11 +290,15 @@ fn is_wallet(w: &str) -> bool {
     }
     // Bech32 / bech32m segwit addresses (bc1..., ltc1...), one case throughout.
     const BECH32: &[u8] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
-    let lower = w.to_ascii_lowercase();
     for hrp in ["bc1", "ltc1"] {
-        if lower.starts_with(hrp) && (w == lower || w == w.to_ascii_uppercase()) {
-            let data = &lower.as_bytes()[hrp.len()..];
-            return (14..=74).contains(&b.len()) && data.iter().all(|c| BECH32.contains(c));
+        let one_case =
+            !b.iter().any(u8::is_ascii_uppercase) || !b.iter().any(u8::is_ascii_lowercase);
+        if b.len() >= hrp.len() && b[..hrp.len()].eq_ignore_ascii_case(hrp.as_bytes()) && one_case {
+            let data = &b[hrp.len()..];
+            return (14..=74).contains(&b.len())
+                && data
+                    .iter()
+                    .all(|c| BECH32.contains(&c.to_ascii_lowercase()));
         }
     }
     // Base58 legacy addresses: 1... / 3... (Bitcoin), L... / M... (Litecoin).
