@@ -83,6 +83,18 @@ fn to_wit(req: &Request<'_>) -> PluginRequest {
     PluginRequest { wit, participants }
 }
 
+/// The enabled plugins that export `hook`, in chain order.
+fn calling(plugins: &[Arc<LoadedPlugin>], hook: Hook) -> impl Iterator<Item = &Arc<LoadedPlugin>> {
+    plugins
+        .iter()
+        .filter(move |p| p.enabled() && p.hooks.has(hook))
+}
+
+/// Whether any enabled plugin exports `hook`.
+fn any_calling(plugins: &[Arc<LoadedPlugin>], hook: Hook) -> bool {
+    calling(plugins, hook).next().is_some()
+}
+
 fn reason(plugin: &LoadedPlugin, hook: Hook, text: String) -> Result<String, Fault> {
     if text.len() > MAX_REASON {
         return Err(plugin.bad_result(
@@ -119,7 +131,7 @@ impl Policy for PluginPolicy {
 
     async fn access(&self, req: &Request<'_>) -> Verdict {
         let plugins = self.registry.snapshot();
-        if !plugins.iter().any(|p| p.enabled() && p.hooks.access) {
+        if !any_calling(&plugins, Hook::Access) {
             return Verdict::Allow;
         }
         access_chain(&plugins, &to_wit(req)).await
@@ -127,7 +139,7 @@ impl Policy for PluginPolicy {
 
     async fn rate_limit(&self, req: &Request<'_>) -> Option<RateLimit> {
         let plugins = self.registry.snapshot();
-        if !plugins.iter().any(|p| p.enabled() && p.hooks.rate_limit) {
+        if !any_calling(&plugins, Hook::RateLimit) {
             return None;
         }
         rate_limit_chain(&plugins, &to_wit(req)).await
@@ -135,7 +147,7 @@ impl Policy for PluginPolicy {
 
     async fn message_hook(&self, req: &Request<'_>, body: &str) -> HookVerdict {
         let plugins = self.registry.snapshot();
-        if !plugins.iter().any(|p| p.enabled() && p.hooks.message_hook) {
+        if !any_calling(&plugins, Hook::MessageHook) {
             return HookVerdict::Pass;
         }
         message_hook_chain(&plugins, &to_wit(req), body, self.max_body_chars).await
@@ -161,7 +173,7 @@ macro_rules! hook_call {
 
 async fn access_chain(plugins: &[Arc<LoadedPlugin>], request: &PluginRequest) -> Verdict {
     let participants = Some(&request.participants);
-    for plugin in plugins.iter().filter(|p| p.enabled() && p.hooks.access) {
+    for plugin in calling(plugins, Hook::Access) {
         let outcome = hook_call!(
             plugin,
             Hook::Access,
@@ -200,7 +212,7 @@ async fn rate_limit_chain(
 ) -> Option<RateLimit> {
     let mut strictest: Option<RateLimit> = None;
     let participants = Some(&request.participants);
-    for plugin in plugins.iter().filter(|p| p.enabled() && p.hooks.rate_limit) {
+    for plugin in calling(plugins, Hook::RateLimit) {
         let outcome = hook_call!(
             plugin,
             Hook::RateLimit,
@@ -250,10 +262,7 @@ async fn message_hook_chain(
 ) -> HookVerdict {
     let mut current: Option<String> = None;
     let participants = Some(&request.participants);
-    for plugin in plugins
-        .iter()
-        .filter(|p| p.enabled() && p.hooks.message_hook)
-    {
+    for plugin in calling(plugins, Hook::MessageHook) {
         let text = current.as_deref().unwrap_or(body);
         let outcome = hook_call!(
             plugin,
@@ -325,11 +334,7 @@ impl PluginEvents {
                     subject_id: event.subject_id.clone(),
                     at_ms: event.at_ms,
                 };
-                for plugin in observed
-                    .snapshot()
-                    .iter()
-                    .filter(|p| p.enabled() && p.hooks.events)
-                {
+                for plugin in calling(&observed.snapshot(), Hook::Events) {
                     let _ = hook_call!(plugin, Hook::Events, None, events, |guest, store| guest
                         .call_on_event(store, &wit_event));
                 }
@@ -341,11 +346,7 @@ impl PluginEvents {
 
 impl EventObserver for PluginEvents {
     fn observe(&self, event: &ChatEvent) {
-        let wanted = self
-            .registry
-            .snapshot()
-            .iter()
-            .any(|p| p.enabled() && p.hooks.events);
+        let wanted = any_calling(&self.registry.snapshot(), Hook::Events);
         if !wanted {
             return;
         }

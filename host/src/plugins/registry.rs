@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
+use sha2::{Digest, Sha256};
+
 use super::engine::PluginEngine;
 use super::kv_cache::KvCache;
 use super::loaded::LoadedPlugin;
@@ -12,7 +14,6 @@ use super::manifest::Manifest;
 use super::store_data::PluginEnv;
 use crate::audit::AuditLog;
 use crate::state::StateStore;
-use sha2::{Digest, Sha256};
 
 /// The chain as of one moment.
 pub type Snapshot = Arc<Vec<Arc<LoadedPlugin>>>;
@@ -123,7 +124,7 @@ impl PluginRegistry {
             .get(&manifest.name)
             .ok_or_else(|| format!("no plugin named {}", manifest.name))?;
         if manifest.limits.metering() != current.manifest.limits.metering() {
-            return self.load(&current.wasm.clone(), manifest);
+            return self.load(&current.wasm, manifest);
         }
         let env = self.env(&manifest);
         let next = current

@@ -72,6 +72,14 @@ fn thread() -> ThreadMeta {
     }
 }
 
+fn request<'a>(action: Action, actor: &'a Actor, thread: &'a ThreadMeta) -> Request<'a> {
+    Request {
+        action,
+        actor,
+        thread,
+    }
+}
+
 fn alice() -> Actor {
     Actor {
         user_id: "alice".into(),
@@ -120,11 +128,7 @@ async fn a_runaway_plugin_is_stopped_within_its_time_limit_and_its_fail_policy_a
     load(&r, "evil-loop", |m| m.limits.time_ms = 20).unwrap();
     let policy = PluginPolicy::new(r.clone(), 4000);
     let (t, a) = (thread(), alice());
-    let req = Request {
-        action: Action::Send,
-        actor: &a,
-        thread: &t,
-    };
+    let req = request(Action::Send, &a, &t);
     for _ in 0..3 {
         let started = Instant::now();
         let verdict = policy.access(&req).await;
@@ -155,11 +159,7 @@ async fn a_fuel_limit_stops_a_runaway_plugin_and_switching_it_recompiles() {
     let r = registry().await;
     let policy = PluginPolicy::new(r.clone(), 4000);
     let (t, a) = (thread(), alice());
-    let req = Request {
-        action: Action::Send,
-        actor: &a,
-        thread: &t,
-    };
+    let req = request(Action::Send, &a, &t);
     // A generous time limit, so only the fuel can stop the loop this early.
     load(&r, "evil-loop", |m| {
         m.limits.time_ms = 1000;
@@ -202,11 +202,7 @@ async fn traps_memory_bombs_and_oversized_results_are_faults_and_instances_are_r
         load(&r, name, |m| m.fail = FailPolicy::Closed).unwrap();
     }
     let (t, a) = (thread(), alice());
-    let req = Request {
-        action: Action::Send,
-        actor: &a,
-        thread: &t,
-    };
+    let req = request(Action::Send, &a, &t);
     let policy = PluginPolicy::new(r.clone(), 4000);
     assert!(
         matches!(policy.access(&req).await, Verdict::Deny(_)),
@@ -269,11 +265,7 @@ async fn example_plugins_decide() {
     load(&r, "blocklist", |_| {}).unwrap();
     let policy = PluginPolicy::new(r.clone(), 4000);
     let (t, a) = (thread(), alice());
-    let req = Request {
-        action: Action::Send,
-        actor: &a,
-        thread: &t,
-    };
+    let req = request(Action::Send, &a, &t);
     match policy.message_hook(&req, "write to bob@example.com").await {
         HookVerdict::Rewrite(body) => assert!(!body.contains("bob@example.com"), "{body}"),
         other => panic!("{other:?}"),
@@ -307,22 +299,19 @@ async fn a_plugin_asks_the_host_for_the_participants_of_the_calls_thread() {
     let mut without_bob = thread();
     without_bob.id = "t2".into();
     without_bob.participants.retain(|p| p.user_id != "bob");
-    let req = |action, thread| Request {
-        action,
-        actor: &a,
-        thread,
-    };
     assert_eq!(
-        policy.access(&req(Action::Send, &with_bob)).await,
+        policy.access(&request(Action::Send, &a, &with_bob)).await,
         Verdict::Deny("this conversation is on hold: a participant is blocked".into())
     );
     assert_eq!(
-        policy.access(&req(Action::Send, &without_bob)).await,
+        policy
+            .access(&request(Action::Send, &a, &without_bob))
+            .await,
         Verdict::Allow,
         "the same warm instance sees the next call's participants"
     );
     assert_eq!(
-        policy.access(&req(Action::Read, &with_bob)).await,
+        policy.access(&request(Action::Read, &a, &with_bob)).await,
         Verdict::Allow
     );
 }
