@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Compares `bash bench/run.sh verify` output (stdin) with the MariaDB runs in bench/results:
+"""Compares `bash bench/run.sh verify` output (stdin) with the MariaDB runs in bench/results/*/:
 every acked message stored once, with a receipt per participant. Runs whose prefix the
 database does not hold (an older machine's runs) are listed as not checked."""
 import glob, json, sys
@@ -10,7 +10,7 @@ for line in sys.stdin:
     if len(cells) == 5 and cells[1].isdigit():
         rows[cells[0]] = list(map(int, cells[1:]))
 checked = bad = unchecked = 0
-for f in sorted(glob.glob("bench/results/*.json")):
+for f in sorted(glob.glob("bench/results/*/*.json")):
     r = json.load(open(f))
     if r.get("bench", {}).get("backend") != "mariadb" or not r.get("messages"):
         continue

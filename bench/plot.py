@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Plots of bench/results/*.json:
-- latency vs rate from pairs-<backend>-<pairs>-<rate>.json -> docs/bench-pairs-latency.png
-- server RSS vs sockets from storm-<backend>-<sockets>-<rate>.json -> docs/bench-memory.png
+"""Plots of bench/results/<scenario>/*.json:
+- latency vs rate from pairs/pairs-<backend>-<pairs>-<rate>.json -> docs/bench-pairs-latency.png
+- server RSS vs sockets from storm/storm-<backend>-<sockets>-<rate>.json -> docs/bench-memory.png
 Usage: bench/plot.py [OUT_DIR] (default docs)."""
 import glob, json, re, sys
 from collections import defaultdict
@@ -16,7 +16,7 @@ colors = {"mariadb": "tab:blue", "embedded": "tab:orange", "echo": "tab:green"}
 
 def results(kind):
     """(backend, first number, second number, result) for every clean run of a kind."""
-    for f in sorted(glob.glob(f"bench/results/{kind}-*.json")):
+    for f in sorted(glob.glob(f"bench/results/{kind}/{kind}-*.json")):
         m = re.search(rf"{kind}-(\w+)-(\d+)-(\d+)\.json$", f)  # tagged runs (-r2, -perf...) are left out
         if m:
             yield m.group(1), int(m.group(2)), int(m.group(3)), json.load(open(f))

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks of chat-host with chat-load. Results (JSON) go to bench/results/.
+# Benchmarks of chat-host with chat-load. Results (JSON) go to bench/results/<scenario>/.
 #   bash bench/run.sh floors                     Redis PING, MariaDB single-row commit (one connection)
 #   bash bench/run.sh storm  BACKEND N RATE      connect storm (BACKEND: embedded | mariadb | echo)
 #   bash bench/run.sh pairs  BACKEND PAIRS RATE... [DURATION]  1:1 pairs, one run per rate
@@ -18,8 +18,8 @@ ECHO_BIN="${CHAT_ECHO_BIN:-$CARGO_TARGET_DIR/release/chat-echo}"
 SERVER_CPU="${SERVER_CPU:-0}" LOAD_CPU="${LOAD_CPU:-1}"
 DB_URL="${DATABASE_URL:-mysql://root@127.0.0.1:3306/chat_host_bench}"
 REDIS="${REDIS_URL:-redis://127.0.0.1:6379}"
-OUT=bench/results
-mkdir -p "$OUT"
+RESULTS=bench/results   # one folder per scenario (bench/README.md); OUT is set per scenario below
+OUT=$RESULTS
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 export CHAT_JWT_SECRET="bench-$RANDOM-$RANDOM-secret" CHAT_SERVICE_TOKEN="bench-$RANDOM-$RANDOM-token"
 
@@ -82,9 +82,9 @@ load() {
   # Steady-state server CPU: ticks over a window inside the send phase (from 2 s after the
   # start to 2 s before the end of DURATION; setup and connect of a few hundred sockets take < 1 s).
   local window=$(( ${DURATION:-20} - 4 )) sampler=
-  rm -f "$OUT/.window"
+  rm -f "$RESULTS/.window"
   if [[ " $* " != *" connect-storm "* ]]; then
-    (sleep 2; a=$(cpu_ticks "$pid"); sleep "$window"; b=$(cpu_ticks "$pid"); echo "$window $a $b" >"$OUT/.window") &
+    (sleep 2; a=$(cpu_ticks "$pid"); sleep "$window"; b=$(cpu_ticks "$pid"); echo "$window $a $b" >"$RESULTS/.window") &
     sampler=$!
   fi
   local dbq0 rc0
@@ -96,7 +96,7 @@ load() {
     || echo "bench: $name: chat-load exited with $?" >&2
   after=$(cpu_ticks "$pid")
   [ -n "$sampler" ] && { wait "$sampler" 2>/dev/null || true; }
-  python3 - "$OUT/$name.json" "$before" "$after" "$(getconf CLK_TCK)" "$BACKEND" "${PLUGINS:-}" "$(cat "$OUT/.window" 2>/dev/null)" \
+  python3 - "$OUT/$name.json" "$before" "$after" "$(getconf CLK_TCK)" "$BACKEND" "${PLUGINS:-}" "$(cat "$RESULTS/.window" 2>/dev/null)" \
     "$dbq0" "$(db_counters)" "$rc0" "$(redis_counter)" <<'PY'
 import json, sys
 f, b, a, hz, backend, plugins, window, dq0, dq1, rc0, rc1 = sys.argv[1:]
@@ -120,6 +120,7 @@ PY
 }
 
 scenario=${1:-}; shift || true
+case "$scenario" in floors | storm | pairs | plugins | room) OUT=$RESULTS/$scenario; mkdir -p "$OUT" ;; esac
 case "$scenario" in
   floors)
     {
@@ -161,7 +162,7 @@ case "$scenario" in
   verify)
     # Per run prefix (thread ids are <prefix>-t<n>): messages stored, distinct (sender, client id),
     # receipts, messages whose receipt count differs from the thread's participant count.
-    # Compare "messages" with the run's acked count (bench/results/*.json).
+    # Compare "messages" with the run's acked count (bench/results/*/*.json).
     like=${1:-%}
     mysql -uroot -h127.0.0.1 chat_host_bench -t -e "
       SELECT SUBSTRING_INDEX(m.thread_id, '-t', 1) AS prefix, COUNT(*) AS messages,

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""One line per chat-load JSON result (bench/results/*.json by default), as a Markdown table row."""
+"""One line per chat-load JSON result (bench/results/*/*.json by default), as a Markdown table row."""
 import glob, json, sys
 
 def row(f):
@@ -28,7 +28,7 @@ HEAD = ("| run | connected | failed | connect p50/p99 ms | RSS/socket KiB | sent
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 if __name__ == "__main__":
-    files = sys.argv[1:] or sorted(glob.glob("bench/results/*.json"))
+    files = sys.argv[1:] or sorted(glob.glob("bench/results/*/*.json"))
     if len(files) > 1:
         print(HEAD)
     for f in files:
