@@ -15,9 +15,10 @@
 #
 # Toolchain: `cargo build --target wasm32-wasip2` when rustup has that target
 # (a normal developer machine: `rustup target add wasm32-wasip2`). Otherwise
-# the fallback of shared/spec/wasm-toolchain.md: Debian's rustc-web (apt,
-# installed when missing) with -Zbuild-std for wasm32-wasip1, rust-lld from
-# the rustup toolchain, and the WASI preview1 adapter. PLUGIN_TARGET=
+# (rustup cannot download targets, e.g. CI without network) a fallback: Debian's
+# rustc-web (apt, installed when missing) with -Zbuild-std for wasm32-wasip1
+# against Debian's wasi-libc (wasip2 does not link there: no wasip2 libc),
+# rust-lld from the rustup toolchain, and the WASI preview1 adapter. PLUGIN_TARGET=
 # wasm32-unknown-unknown selects the other fallback target (smaller
 # components, no WASI imports, panic messages lost). The Debian compiler is
 # only ever set (RUSTC=...) on the plugin build's command line.
