@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use axum::serve::ListenerExt;
@@ -14,15 +14,17 @@ use socketioxide::{SocketIo, SocketIoBuilder};
 use socketioxide_core::adapter::DefinedAdapter;
 use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::audit::AuditLog;
 use crate::auth::TokenVerifier;
-use crate::chat::events::EventBus;
 use crate::chat::policy::PolicyChain;
 use crate::chat::{ChatService, Limits};
 use crate::config::{Config, Secrets};
+use crate::events::EventBus;
+use crate::plugins::admin::PluginAdmin;
 use crate::plugins::chain::{PluginEvents, PluginPolicy};
 use crate::plugins::directory;
 use crate::plugins::registry::{PluginRegistry, Services};
@@ -61,6 +63,7 @@ pub async fn run(config: Config, metrics: PrometheusHandle) -> anyhow::Result<()
         metrics,
         listener,
         addr,
+        started: Instant::now(),
     };
 
     match config.redis_url() {
@@ -116,17 +119,24 @@ struct Server<'a> {
     metrics: PrometheusHandle,
     listener: TcpListener,
     addr: SocketAddr,
+    started: Instant,
 }
 
-/// The service and the background tasks it owns.
+/// The services and the background tasks they own.
 struct Wired {
     chat: Arc<ChatService>,
     plugins: Arc<PluginRegistry>,
     plugin_sync: Arc<PluginSync>,
-    audit: Arc<AuditLog>,
+    plugin_admin: Arc<PluginAdmin>,
+    events: EventBus,
     verifier: Arc<TokenVerifier>,
+    /// In-flight event handlers and connect/disconnect bookkeeping.
     tasks: TaskTracker,
-    event_writer: tokio::task::JoinHandle<()>,
+    /// Writes the event stream; ends once `events` is closed and drained.
+    event_writer: JoinHandle<()>,
+    /// Feeds the events plugins; ends once the event writer (which holds its
+    /// observer) has ended and its queue is drained.
+    plugin_events: JoinHandle<()>,
 }
 
 impl Wired {
@@ -165,8 +175,9 @@ impl Server<'_> {
             services,
             Some(self.config.data_dir.join("plugin-cache")),
         )?);
-        let plugin_events = Arc::new(PluginEvents::start(plugins.clone()));
-        let (events, event_writer) = EventBus::start(state.clone(), vec![plugin_events]);
+        let (plugin_observer, plugin_events) = PluginEvents::start(plugins.clone());
+        let (events, event_writer) =
+            EventBus::start(state.clone(), vec![Arc::new(plugin_observer)]);
         let limits = Limits {
             max_body_chars: self.config.max_body_chars,
             messages_per_minute: self.config.rate_limit_per_minute,
@@ -181,8 +192,20 @@ impl Server<'_> {
             store.clone(),
             state.clone(),
         ));
+        let plugin_admin = Arc::new(PluginAdmin::new(
+            plugins.clone(),
+            plugin_sync.clone(),
+            state.clone(),
+            audit,
+            events.clone(),
+        ));
         let chat = Arc::new(ChatService::new(
-            store, state, fanout, events, policy, limits,
+            store,
+            state,
+            fanout,
+            events.clone(),
+            policy,
+            limits,
         ));
         let verifier = Arc::new(TokenVerifier::new(&self.secrets.jwt_secret));
         Ok((
@@ -192,10 +215,12 @@ impl Server<'_> {
                 chat,
                 plugins,
                 plugin_sync,
-                audit,
+                plugin_admin,
+                events,
                 verifier,
                 tasks: TaskTracker::new(),
                 event_writer,
+                plugin_events,
             },
         ))
     }
@@ -209,20 +234,24 @@ impl Server<'_> {
     ) -> anyhow::Result<()> {
         let ctx = HttpContext {
             chat: wired.chat.clone(),
-            plugins: wired.plugins.clone(),
-            plugin_sync: wired.plugin_sync.clone(),
-            audit: wired.audit.clone(),
+            plugins: wired.plugin_admin.clone(),
             verifier: wired.verifier.clone(),
             service_token: self.secrets.service_token.as_str().into(),
             metrics: self.metrics,
+            started: self.started,
         };
         let router = http::router(ctx).layer(layer);
         let stop = CancellationToken::new();
         let plugin_dir = self.config.plugin_dir();
+        let mut watcher = None;
         let mut plugins = match &plugin_dir {
             Some(dir) => {
                 let loaded = directory::load_all(&wired.plugins, dir);
-                directory::watch(wired.plugins.clone(), dir.clone(), stop.clone())?;
+                watcher = Some(directory::watch(
+                    wired.plugins.clone(),
+                    dir.clone(),
+                    stop.clone(),
+                )?);
                 format!(
                     "{} from {} [{}]",
                     loaded.len(),
@@ -238,7 +267,7 @@ impl Server<'_> {
             stored.len(),
             stored.join(", ")
         ));
-        wired.plugin_sync.clone().listen(stop.clone());
+        let sync_listener = wired.plugin_sync.clone().listen(stop.clone());
         let refresher = tokio::spawn(wired.chat.clone().refresh_presence(stop.clone()));
         let server = tokio::spawn({
             let stop = stop.clone();
@@ -271,15 +300,31 @@ impl Server<'_> {
         }
         io.close().await;
         let _ = tokio::time::timeout(DRAIN_TIMEOUT, wired.tasks.wait()).await;
-        wired.chat.events().close();
-        let _ = wired.event_writer.await;
-        let _ = refresher.await;
+        // Nothing publishes any more: the event stream, then the events plugins
+        // (their audit rows), drain and end.
+        wired.events.close();
+        await_task("event stream writer", wired.event_writer).await;
+        await_task("plugin events", wired.plugin_events).await;
+        await_task("presence refresher", refresher).await;
+        await_task("plugin change listener", sync_listener).await;
+        if let Some(watcher) = watcher {
+            await_task("plugin directory watcher", watcher).await;
+        }
         match tokio::time::timeout(DRAIN_TIMEOUT, server).await {
             Ok(result) => result??,
             Err(_) => tracing::warn!("connections still open after the drain timeout"),
         }
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Waits up to [`DRAIN_TIMEOUT`] for a background task to end (logs a panic or a timeout).
+async fn await_task(name: &str, task: JoinHandle<()>) {
+    match tokio::time::timeout(DRAIN_TIMEOUT, task).await {
+        Ok(Ok(())) => tracing::debug!(task = name, "stopped"),
+        Ok(Err(e)) => tracing::error!(task = name, error = %e, "background task failed"),
+        Err(_) => tracing::warn!(task = name, "still running after the drain timeout"),
     }
 }
 

@@ -8,7 +8,7 @@ use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::Sha256;
 
-use crate::chat::model::now_ms;
+use crate::domain::now_ms;
 use crate::store::{AuditEntry, AuditHead, ChatStore, StoreError};
 
 /// `prev_mac` of a thread's first entry.
@@ -32,7 +32,7 @@ pub struct AuditRecord {
 }
 
 /// Result of checking a thread's chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Verification {
     /// Entries read.
@@ -188,5 +188,148 @@ impl AuditLog {
             valid: true,
             problem: None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The chain on every store backend: edits, deletions, truncation and
+    //! reordering behind the store's back are detected.
+
+    use super::{AuditLog, AuditRecord};
+    use crate::store::conformance::{Backend, mysql, sqlite};
+    use crate::testing::unique;
+
+    async fn audit_chain_detects_edits_and_needs_the_key(backend: Backend) {
+        let Backend {
+            name,
+            store: s,
+            url,
+            ..
+        } = backend;
+        let log = AuditLog::new(s.clone(), b"test key");
+        let thread = unique("t");
+        for i in 0..4 {
+            let record = AuditRecord {
+                thread_id: thread.clone(),
+                plugin: "dispute-audit".into(),
+                kind: "message_sent".into(),
+                actor_id: "alice".into(),
+                detail: format!("{{\"n\":{i}}}"),
+            };
+            assert_eq!(log.append(record).await.unwrap(), i + 1, "{name}");
+        }
+        assert!(log.verify(&thread).await.unwrap().valid, "{name}");
+        let wrong_key = AuditLog::new(s.clone(), b"other key");
+        assert!(
+            !wrong_key.verify(&thread).await.unwrap().valid,
+            "{name}: a recomputed chain needs the key"
+        );
+
+        // Tampering is done with plain SQL, as someone with database access would.
+        raw(&url, &format!("UPDATE chat_audit_entry SET detail = 'edited' WHERE thread_id = '{thread}' AND seq = 2")).await;
+        let v = log.verify(&thread).await.unwrap();
+        assert!(
+            !v.valid && v.problem.unwrap().contains("entry 2"),
+            "{name}: edit"
+        );
+    }
+
+    async fn audit_chain_detects_deletion_and_truncation(backend: Backend) {
+        let Backend {
+            name,
+            store: s,
+            url,
+            ..
+        } = backend;
+        let log = AuditLog::new(s.clone(), b"k");
+        let (middle, tail) = (unique("t"), unique("t"));
+        for thread in [&middle, &tail] {
+            for i in 0..3 {
+                let record = AuditRecord {
+                    thread_id: thread.clone(),
+                    plugin: "a".into(),
+                    kind: "k".into(),
+                    actor_id: "u".into(),
+                    detail: i.to_string(),
+                };
+                log.append(record).await.unwrap();
+            }
+        }
+        raw(
+            &url,
+            &format!("DELETE FROM chat_audit_entry WHERE thread_id = '{middle}' AND seq = 2"),
+        )
+        .await;
+        assert!(
+            !log.verify(&middle).await.unwrap().valid,
+            "{name}: deleted middle entry"
+        );
+        raw(
+            &url,
+            &format!("DELETE FROM chat_audit_entry WHERE thread_id = '{tail}' AND seq = 3"),
+        )
+        .await;
+        let v = log.verify(&tail).await.unwrap();
+        assert!(
+            !v.valid && v.problem.unwrap().contains("truncated"),
+            "{name}: truncated tail"
+        );
+    }
+
+    /// Runs a statement behind the store's back (tampering tests).
+    async fn raw(url: &str, sql: &str) {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+
+    async fn audit_chain_detects_reordering(backend: Backend) {
+        let Backend {
+            name,
+            store: s,
+            url,
+            ..
+        } = backend;
+        let log = AuditLog::new(s.clone(), b"k");
+        let thread = unique("t");
+        for i in 0..3 {
+            let record = AuditRecord {
+                thread_id: thread.clone(),
+                plugin: "a".into(),
+                kind: "k".into(),
+                actor_id: "u".into(),
+                detail: i.to_string(),
+            };
+            log.append(record).await.unwrap();
+        }
+        // Swap the positions of entries 1 and 2 (seq 1 -> 99 -> 2, 2 -> 1).
+        for q in [
+            format!(
+                "UPDATE chat_audit_entry SET seq = 99 WHERE thread_id = '{thread}' AND seq = 1"
+            ),
+            format!("UPDATE chat_audit_entry SET seq = 1 WHERE thread_id = '{thread}' AND seq = 2"),
+            format!(
+                "UPDATE chat_audit_entry SET seq = 2 WHERE thread_id = '{thread}' AND seq = 99"
+            ),
+        ] {
+            raw(&url, &q).await;
+        }
+        assert!(
+            !log.verify(&thread).await.unwrap().valid,
+            "{name}: reordered"
+        );
+    }
+
+    crate::testing::per_backend! {
+        backends: [sqlite, mysql],
+        cases: [
+            audit_chain_detects_edits_and_needs_the_key,
+            audit_chain_detects_deletion_and_truncation,
+            audit_chain_detects_reordering,
+        ],
     }
 }

@@ -1,53 +1,12 @@
 //! Client identity: HS256 JWT verification for sockets and the admin API.
 
-use std::fmt;
-
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use crate::chat::validate::is_valid_id;
+use crate::domain::{Role, is_valid_id};
 
 /// Clock skew tolerated on `exp`, in seconds ("a few seconds at most").
 const LEEWAY_SECS: u64 = 2;
-
-/// What a user is on the marketplace; admins may read any thread.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Buys work.
-    Client,
-    /// Sells work.
-    Freelancer,
-    /// Platform staff; reads any thread for disputes.
-    Admin,
-}
-
-impl Role {
-    /// The wire name (`client`, `freelancer`, `admin`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Client => "client",
-            Self::Freelancer => "freelancer",
-            Self::Admin => "admin",
-        }
-    }
-
-    /// Parses a wire name.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "client" => Some(Self::Client),
-            "freelancer" => Some(Self::Freelancer),
-            "admin" => Some(Self::Admin),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// A verified caller.
 #[derive(Debug, Clone, PartialEq, Eq)]

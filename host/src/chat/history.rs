@@ -3,11 +3,12 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::events::ChatEvent;
-use super::model::MessageView;
-use super::policy::{Action, Request};
-use super::{Actor, ChatService, validate};
-use crate::error::ChatError;
+use super::error::ChatError;
+use super::{ChatService, validate};
+use crate::domain::Actor;
+use crate::domain::events::{ChatEvent, EventKind};
+use crate::domain::model::MessageView;
+use crate::domain::policy::Action;
 
 /// Payload of `chat:history`.
 #[derive(Debug, Deserialize)]
@@ -35,25 +36,18 @@ impl ChatService {
     /// A page of the thread's history for a participant or an admin.
     pub async fn history(&self, actor: &Actor, payload: Value) -> Result<HistoryPage, ChatError> {
         let p: HistoryPayload = validate::payload(payload)?;
-        validate::id("threadId", &p.thread_id)?;
         let before = p
             .before_id
             .as_deref()
             .map(|id| validate::message_id("beforeId", id))
             .transpose()?;
         let limit = validate::history_limit(p.limit.as_ref())?;
-        let thread = self.threads.require(&p.thread_id).await?;
-        self.policy
-            .check_access(&Request {
-                action: Action::History,
-                actor,
-                thread: &thread,
-            })
-            .await?;
+        let thread = self.authorize(actor, Action::History, &p.thread_id).await?;
         let page = self.store.history(&thread.id, before, limit).await?;
         if !thread.has_participant(&actor.user_id) {
-            self.events
-                .publish(ChatEvent::new("admin_viewed_thread", &actor.user_id).thread(&thread.id));
+            self.events.publish(
+                ChatEvent::new(EventKind::AdminViewedThread, &actor.user_id).thread(&thread.id),
+            );
         }
         Ok(HistoryPage {
             messages: page.items.iter().map(MessageView::from).collect(),

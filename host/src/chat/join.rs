@@ -3,11 +3,13 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::events::ChatEvent;
-use super::model::{MessageView, ThreadMeta};
-use super::policy::{Action, Request};
-use super::{Actor, ChatService, validate};
-use crate::error::ChatError;
+use super::error::ChatError;
+use super::{ChatService, validate};
+use crate::domain::Actor;
+use crate::domain::Role;
+use crate::domain::events::{ChatEvent, EventKind};
+use crate::domain::model::{MessageView, ThreadMeta};
+use crate::domain::policy::Action;
 
 /// Payload naming a thread.
 #[derive(Debug, Deserialize)]
@@ -28,7 +30,7 @@ pub struct ParticipantView {
     /// Picture URL.
     pub avatar_url: Option<String>,
     /// Marketplace role.
-    pub role: String,
+    pub role: Role,
     /// At least one socket connected.
     pub online: bool,
     /// The participant's last-read mark.
@@ -65,32 +67,26 @@ impl ChatService {
     /// then puts the socket in the thread room.
     pub async fn join(&self, actor: &Actor, payload: Value) -> Result<Joined, ChatError> {
         let ThreadRef { thread_id } = validate::payload(payload)?;
-        validate::id("threadId", &thread_id)?;
-        let thread = self.threads.require(&thread_id).await?;
-        self.policy
-            .check_access(&Request {
-                action: Action::Join,
-                actor,
-                thread: &thread,
-            })
-            .await?;
+        let thread = self.authorize(actor, Action::Join, &thread_id).await?;
         let read_only = !thread.has_participant(&actor.user_id);
         let view = self.thread_view(&thread, actor, read_only).await?;
         let kind = if read_only {
-            "admin_viewed_thread"
+            EventKind::AdminViewedThread
         } else {
-            "thread_joined"
+            EventKind::ThreadJoined
         };
         self.events
             .publish(ChatEvent::new(kind, &actor.user_id).thread(&thread.id));
         Ok(Joined { thread: view })
     }
 
-    /// Validates a `chat:leave` payload and returns the thread to leave.
-    pub fn leave(&self, payload: Value) -> Result<String, ChatError> {
+    /// Checks a `chat:leave` names a thread that exists (`not_found` otherwise) and
+    /// returns it; the transport then takes the socket out of the thread room
+    /// (leaving a thread the socket never joined is fine).
+    pub async fn leave(&self, payload: Value) -> Result<String, ChatError> {
         let ThreadRef { thread_id } = validate::payload(payload)?;
         validate::id("threadId", &thread_id)?;
-        Ok(thread_id)
+        Ok(self.threads.require(&thread_id).await?.id)
     }
 
     async fn thread_view(
@@ -117,7 +113,7 @@ impl ChatService {
                 user_id: p.user_id.clone(),
                 display_name: p.display_name.clone(),
                 avatar_url: p.avatar_url.clone(),
-                role: p.role.clone(),
+                role: p.role,
                 online,
                 last_read_message_id: activity
                     .last_reads

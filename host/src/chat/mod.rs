@@ -4,44 +4,31 @@
 
 use std::sync::Arc;
 
-use crate::auth::Role;
+use crate::domain::Actor;
+use crate::domain::model::ThreadMeta;
+use crate::domain::policy::{Action, Request};
+use crate::events::EventBus;
 use crate::state::StateStore;
 use crate::store::ChatStore;
 
-pub mod admin;
-pub mod events;
+pub mod error;
 pub mod fanout;
 pub mod history;
 pub mod join;
-pub mod model;
 pub mod policy;
 pub mod presence;
 pub mod read;
 pub mod send;
+pub mod service;
 pub mod threads;
 pub mod typing;
 pub mod validate;
 
-use events::EventBus;
+use error::ChatError;
 use fanout::Fanout;
 use policy::PolicyChain;
 use presence::LocalPresence;
 use threads::ThreadDirectory;
-
-/// Identifies one socket of a user (the Socket.IO session id).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ConnectionId(pub String);
-
-/// Who is acting: a user on one of their sockets, or the service API.
-#[derive(Debug, Clone)]
-pub struct Actor {
-    /// User id (JWT `sub`), or `service` for the service token.
-    pub user_id: String,
-    /// Role from the token.
-    pub role: Role,
-    /// The socket the action came from; it is left out of the action's broadcasts.
-    pub connection: Option<ConnectionId>,
-}
 
 /// Limits the built-in rules enforce.
 #[derive(Debug, Clone, Copy)]
@@ -62,6 +49,15 @@ pub struct ChatService {
     threads: ThreadDirectory,
     presence: LocalPresence,
     limits: Limits,
+}
+
+/// Whether each backend answered a readiness probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Readiness {
+    /// The durable store answered.
+    pub database: bool,
+    /// The realtime state store answered.
+    pub state: bool,
 }
 
 impl ChatService {
@@ -86,18 +82,35 @@ impl ChatService {
         }
     }
 
-    /// The durable store (for readiness checks).
-    pub fn store(&self) -> &Arc<dyn ChatStore> {
-        &self.store
+    /// Probes both backends, each for at most `timeout`.
+    pub async fn readiness(&self, timeout: std::time::Duration) -> Readiness {
+        let (db, state) = tokio::join!(
+            tokio::time::timeout(timeout, self.store.ping()),
+            tokio::time::timeout(timeout, self.state.ping())
+        );
+        Readiness {
+            database: matches!(db, Ok(Ok(()))),
+            state: matches!(state, Ok(Ok(()))),
+        }
     }
 
-    /// The realtime state store (for readiness checks and presence refresh).
-    pub fn state(&self) -> &Arc<dyn StateStore> {
-        &self.state
-    }
-
-    /// The event bus (flushed at shutdown).
-    pub fn events(&self) -> &EventBus {
-        &self.events
+    /// The preamble of every thread request: a well-formed id, a thread that
+    /// exists (`not_found`), and the access chain's consent (`forbidden`).
+    async fn authorize(
+        &self,
+        actor: &Actor,
+        action: Action,
+        thread_id: &str,
+    ) -> Result<ThreadMeta, ChatError> {
+        validate::id("threadId", thread_id)?;
+        let thread = self.threads.require(thread_id).await?;
+        self.policy
+            .check_access(&Request {
+                action,
+                actor,
+                thread: &thread,
+            })
+            .await?;
+        Ok(thread)
     }
 }

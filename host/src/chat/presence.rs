@@ -5,13 +5,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::events::ChatEvent;
+use super::ChatService;
 use super::fanout::thread_room;
-use super::model::{MessageView, now_ms, rfc3339};
-use super::{Actor, ChatService};
+use crate::domain::events::{ChatEvent, EventKind};
+use crate::domain::model::MessageView;
+use crate::domain::server_events::PresenceEvent;
+use crate::domain::{Actor, now_ms, rfc3339};
 
 /// Presence counters expire this long after the last refresh (a crashed instance's
 /// users go offline by themselves).
@@ -150,9 +151,9 @@ impl ChatService {
     async fn announce(&self, user: &str, online: bool) {
         self.events.publish(ChatEvent::new(
             if online {
-                "user_online"
+                EventKind::UserOnline
             } else {
-                "user_offline"
+                EventKind::UserOffline
             },
             user,
         ));
@@ -164,14 +165,13 @@ impl ChatService {
                 return;
             }
         };
-        let mut payload = json!({ "userId": user, "online": online });
-        if !online {
-            payload["lastSeenAt"] = json!(rfc3339(now_ms()));
-        }
+        let event = PresenceEvent {
+            user_id: user.to_owned(),
+            online,
+            last_seen_at: (!online).then(|| rfc3339(now_ms())),
+        };
         let rooms = threads.iter().map(|t| thread_room(t)).collect();
-        self.fanout
-            .emit(rooms, None, "chat:presence", &payload)
-            .await;
+        self.fanout.emit(rooms, None, &event.into()).await;
     }
 
     /// Waits until every counted connection of this instance was disconnected

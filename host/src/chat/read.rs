@@ -1,14 +1,15 @@
 //! `chat:read`: last-read marks (never backwards) and read receipts.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::events::ChatEvent;
+use super::error::ChatError;
 use super::fanout::thread_room;
-use super::model::{now_ms, rfc3339};
-use super::policy::{Action, Request};
-use super::{Actor, ChatService, validate};
-use crate::error::ChatError;
+use super::{ChatService, validate};
+use crate::domain::events::{ChatEvent, EventKind};
+use crate::domain::policy::Action;
+use crate::domain::server_events::ReadEvent;
+use crate::domain::{Actor, now_ms, rfc3339};
 use crate::store::MarkRead;
 
 /// Payload of `chat:read`.
@@ -33,16 +34,8 @@ impl ChatService {
     /// Moves the caller's last-read mark and tells the thread room if it moved.
     pub async fn read(&self, actor: &Actor, payload: Value) -> Result<ReadMark, ChatError> {
         let p: ReadPayload = validate::payload(payload)?;
-        validate::id("threadId", &p.thread_id)?;
         let message_id = validate::message_id("messageId", &p.message_id)?;
-        let thread = self.threads.require(&p.thread_id).await?;
-        self.policy
-            .check_access(&Request {
-                action: Action::Read,
-                actor,
-                thread: &thread,
-            })
-            .await?;
+        let thread = self.authorize(actor, Action::Read, &p.thread_id).await?;
         let now = now_ms();
         let (mark, moved) = match self
             .store
@@ -58,22 +51,21 @@ impl ChatService {
             MarkRead::Marked { mark, moved } => (mark, moved),
         };
         if moved {
-            let payload = json!({
-                "threadId": thread.id,
-                "userId": actor.user_id,
-                "messageId": mark.to_string(),
-                "readAt": rfc3339(now),
-            });
+            let event = ReadEvent {
+                thread_id: thread.id.clone(),
+                user_id: actor.user_id.clone(),
+                message_id: mark.to_string(),
+                read_at: rfc3339(now),
+            };
             self.fanout
                 .emit(
                     vec![thread_room(&thread.id)],
                     actor.connection.as_ref(),
-                    "chat:read",
-                    &payload,
+                    &event.into(),
                 )
                 .await;
             self.events.publish(
-                ChatEvent::new("message_read", &actor.user_id)
+                ChatEvent::new(EventKind::MessageRead, &actor.user_id)
                     .thread(&thread.id)
                     .message(mark),
             );

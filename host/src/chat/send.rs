@@ -3,15 +3,17 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::events::ChatEvent;
+use super::error::ChatError;
 use super::fanout::{thread_room, user_room};
-use super::model::{Message, MessageView, now_ms};
-use super::policy::{Action, Request};
-use super::{Actor, ChatService, validate};
-use crate::error::ChatError;
+use super::{ChatService, validate};
+use crate::domain::events::{ChatEvent, EventKind};
+use crate::domain::model::{Message, MessageView};
+use crate::domain::policy::{Action, Request};
+use crate::domain::server_events::MessageEvent;
+use crate::domain::{Actor, now_ms};
 use crate::state::RateDecision;
 use crate::store::{InsertMessage, NewMessage, NewReceipt};
 
@@ -73,13 +75,12 @@ impl ChatService {
         validate::client_message_id(&p.client_message_id)?;
         let body = validate::body(&p.body, self.limits.max_body_chars)?;
         let hash = request_hash(&p.thread_id, &body);
-        let thread = self.threads.require(&p.thread_id).await?;
+        let thread = self.authorize(actor, Action::Send, &p.thread_id).await?;
         let req = Request {
             action: Action::Send,
             actor,
             thread: &thread,
         };
-        self.policy.check_access(&req).await?;
 
         if let Some(existing) = self
             .store
@@ -95,15 +96,16 @@ impl ChatService {
             .await?
         {
             self.events
-                .publish(ChatEvent::new("rate_limited", &actor.user_id).thread(&thread.id));
+                .publish(ChatEvent::new(EventKind::RateLimited, &actor.user_id).thread(&thread.id));
             return Err(ChatError::RateLimited {
                 retry_after_ms: ceil_millis(retry_after),
             });
         }
         let body = match self.policy.run_hooks(&req, body).await {
             Err(rejected @ ChatError::Rejected(_)) => {
-                self.events
-                    .publish(ChatEvent::new("plugin_rejected", &actor.user_id).thread(&thread.id));
+                self.events.publish(
+                    ChatEvent::new(EventKind::PluginRejected, &actor.user_id).thread(&thread.id),
+                );
                 return Err(rejected);
             }
             other => other?,
@@ -165,33 +167,22 @@ impl ChatService {
         }
         let mut rooms: Vec<String> = thread.participant_ids().map(user_room).collect();
         rooms.push(thread_room(&thread.id));
+        let event = MessageEvent {
+            message: view.clone(),
+        };
         self.fanout
-            .emit(
-                rooms,
-                actor.connection.as_ref(),
-                "chat:message",
-                &json!({ "message": view }),
-            )
+            .emit(rooms, actor.connection.as_ref(), &event.into())
             .await;
 
         if matches!(
             self.state.typing_stop(&thread.id, &actor.user_id).await,
             Ok(true)
         ) {
-            let payload =
-                json!({ "threadId": thread.id, "userId": actor.user_id, "isTyping": false });
-            self.fanout
-                .emit(
-                    vec![thread_room(&thread.id)],
-                    actor.connection.as_ref(),
-                    "chat:typing",
-                    &payload,
-                )
-                .await;
+            self.relay_typing(actor, &thread.id, false).await;
         }
         metrics::counter!("chat_messages_sent_total").increment(1);
         self.events.publish(
-            ChatEvent::new("message_sent", &actor.user_id)
+            ChatEvent::new(EventKind::MessageSent, &actor.user_id)
                 .thread(&thread.id)
                 .message(message.id),
         );

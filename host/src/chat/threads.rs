@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::model::ThreadMeta;
-use crate::error::ChatError;
+use super::error::ChatError;
+use crate::domain::model::ThreadMeta;
 use crate::state::StateStore;
 use crate::store::ChatStore;
 

@@ -3,12 +3,14 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use super::error::ChatError;
 use super::fanout::thread_room;
-use super::policy::{Action, Request};
-use super::{Actor, ChatService, validate};
-use crate::error::ChatError;
+use super::{ChatService, validate};
+use crate::domain::Actor;
+use crate::domain::policy::Action;
+use crate::domain::server_events::TypingEvent;
 
 /// A typing mark lasts this long unless refreshed.
 pub const TYPING_TTL: Duration = Duration::from_secs(5);
@@ -31,15 +33,7 @@ impl ChatService {
     /// Records and relays a typing state.
     pub async fn typing(&self, actor: &Actor, payload: Value) -> Result<Done, ChatError> {
         let p: TypingPayload = validate::payload(payload)?;
-        validate::id("threadId", &p.thread_id)?;
-        let thread = self.threads.require(&p.thread_id).await?;
-        self.policy
-            .check_access(&Request {
-                action: Action::Typing,
-                actor,
-                thread: &thread,
-            })
-            .await?;
+        let thread = self.authorize(actor, Action::Typing, &p.thread_id).await?;
         if p.is_typing {
             self.state
                 .typing_start(&thread.id, &actor.user_id, TYPING_TTL)
@@ -47,16 +41,23 @@ impl ChatService {
         } else {
             self.state.typing_stop(&thread.id, &actor.user_id).await?;
         }
-        let payload =
-            json!({ "threadId": thread.id, "userId": actor.user_id, "isTyping": p.is_typing });
+        self.relay_typing(actor, &thread.id, p.is_typing).await;
+        Ok(Done {})
+    }
+
+    /// Tells the other sockets in the thread room that `actor` started or stopped typing.
+    pub(super) async fn relay_typing(&self, actor: &Actor, thread: &str, is_typing: bool) {
+        let event = TypingEvent {
+            thread_id: thread.to_owned(),
+            user_id: actor.user_id.clone(),
+            is_typing,
+        };
         self.fanout
             .emit(
-                vec![thread_room(&thread.id)],
+                vec![thread_room(thread)],
                 actor.connection.as_ref(),
-                "chat:typing",
-                &payload,
+                &event.into(),
             )
             .await;
-        Ok(Done {})
     }
 }

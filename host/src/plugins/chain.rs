@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::task::JoinHandle;
 
 use super::bindings::{self as wit, HookVerdict as WitHook, Verdict as WitVerdict};
 use super::loaded::{Hook, LoadedPlugin};
@@ -14,9 +15,9 @@ use super::manifest::FailPolicy;
 use super::metrics::Fault;
 use super::registry::PluginRegistry;
 use super::store_data::Participants;
-use crate::auth::Role;
-use crate::chat::events::{ChatEvent, EventObserver};
-use crate::chat::policy::{Action, HookVerdict, Policy, RateLimit, Request, Verdict};
+use crate::domain::Role;
+use crate::domain::events::{ChatEvent, EventObserver};
+use crate::domain::policy::{Action, HookVerdict, Policy, RateLimit, Request, Verdict};
 
 /// Longest deny or reject reason accepted from a plugin, in bytes.
 pub const MAX_REASON: usize = 1024;
@@ -313,21 +314,24 @@ async fn message_hook_chain(
 
 /// Feeds events to the events plugins from a task of its own; a full queue
 /// drops (and counts) instead of blocking. Without an enabled events plugin,
-/// events are not queued at all.
+/// events are not queued at all. The task ends once this observer is dropped
+/// and the queue is drained, so awaiting its handle at shutdown lets the last
+/// events (e.g. `dispute-audit`'s audit rows) be written.
 pub struct PluginEvents {
     tx: mpsc::Sender<ChatEvent>,
     registry: Arc<PluginRegistry>,
 }
 
 impl PluginEvents {
-    /// Starts the task over the registry's current plugins (call within the runtime).
-    pub fn start(registry: Arc<PluginRegistry>) -> Self {
+    /// Starts the task over the registry's current plugins (call within the
+    /// runtime); returns the observer and the task's handle.
+    pub fn start(registry: Arc<PluginRegistry>) -> (Self, JoinHandle<()>) {
         let (tx, mut rx) = mpsc::channel::<ChatEvent>(EVENT_QUEUE);
         let observed = registry.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             while let Some(event) = rx.recv().await {
                 let wit_event = wit::Event {
-                    kind: event.kind.to_owned(),
+                    kind: event.kind.as_str().to_owned(),
                     user_id: event.user_id.clone(),
                     thread_id: event.thread_id.clone(),
                     message_id: event.message_id.map(|id| id.to_string()),
@@ -340,7 +344,7 @@ impl PluginEvents {
                 }
             }
         });
-        Self { tx, registry }
+        (Self { tx, registry }, task)
     }
 }
 

@@ -8,8 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::error::PluginError;
 use super::manifest::Manifest;
 use super::registry::PluginRegistry;
 
@@ -26,22 +28,18 @@ pub enum Loaded {
 }
 
 /// Loads `<dir>/<name>.wasm` with `<dir>/<name>.toml`, unless they hold the version already loaded.
-pub fn load_one(registry: &PluginRegistry, dir: &Path, name: &str) -> Result<Loaded, String> {
-    let manifest_path = dir.join(format!("{name}.toml"));
-    let text = std::fs::read_to_string(&manifest_path)
-        .map_err(|e| format!("reading {}: {e}", manifest_path.display()))?;
-    let manifest =
-        Manifest::parse(&text).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
+pub fn load_one(registry: &PluginRegistry, dir: &Path, name: &str) -> Result<Loaded, PluginError> {
+    let read =
+        |path: PathBuf| std::fs::read(&path).map_err(|source| PluginError::Io { path, source });
+    let text = read(dir.join(format!("{name}.toml")))?;
+    let manifest = Manifest::parse(&String::from_utf8_lossy(&text))?;
     if manifest.name != name {
-        return Err(format!(
-            "{} names the plugin {:?}; it must be {name:?}",
-            manifest_path.display(),
-            manifest.name
-        ));
+        return Err(PluginError::NameMismatch {
+            expected: name.to_owned(),
+            found: manifest.name,
+        });
     }
-    let wasm_path = dir.join(format!("{name}.wasm"));
-    let wasm =
-        std::fs::read(&wasm_path).map_err(|e| format!("reading {}: {e}", wasm_path.display()))?;
+    let wasm = read(dir.join(format!("{name}.wasm")))?;
     if let Some(current) = registry.get(name)
         && current.manifest == manifest
         && *current.wasm == *wasm
@@ -76,12 +74,13 @@ pub fn load_all(registry: &PluginRegistry, dir: &Path) -> Vec<String> {
     loaded
 }
 
-/// Watches `dir` until `stop`, reloading changed plugins and unloading removed ones.
+/// Watches `dir` until `stop`, reloading changed plugins and unloading removed
+/// ones; returns the watching task.
 pub fn watch(
     registry: Arc<PluginRegistry>,
     dir: PathBuf,
     stop: CancellationToken,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<JoinHandle<()>> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         // Only changes count: reading the files during a reload reports `Access`
@@ -95,7 +94,7 @@ pub fn watch(
         }
     })?;
     watcher.watch(&dir, RecursiveMode::NonRecursive)?;
-    tokio::spawn(async move {
+    Ok(tokio::spawn(async move {
         let _watcher = watcher;
         loop {
             let first = tokio::select! {
@@ -146,6 +145,5 @@ pub fn watch(
                 }
             }
         }
-    });
-    Ok(())
+    }))
 }

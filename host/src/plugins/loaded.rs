@@ -12,13 +12,13 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use wasmtime::component::{Instance, InstancePre};
-use wasmtime::{Store, StoreLimitsBuilder, Trap, UpdateDeadline};
+use wasmtime::{Store, Trap, UpdateDeadline};
 
 use super::bindings::{access, events, message_hook, rate_limit};
 use super::engine::EPOCH_TICK;
 use super::manifest::Manifest;
 use super::metrics::{Fault, PluginStats};
-use super::store_data::{Participants, PluginEnv, PluginState};
+use super::store_data::{MemoryCap, Participants, PluginEnv, PluginState};
 
 /// Warm instances kept per plugin (one per concurrently calling thread is enough).
 const MAX_WARM: usize = 8;
@@ -194,15 +194,12 @@ impl LoadedPlugin {
     }
 
     async fn instantiate(&self) -> anyhow::Result<Warm> {
-        let limits = StoreLimitsBuilder::new()
-            .memory_size((self.manifest.limits.memory_mb as usize) << 20)
-            .trap_on_grow_failure(true)
-            .build();
+        let memory = MemoryCap::new((self.manifest.limits.memory_mb as usize) << 20);
         let mut store = Store::new(
             self.pre.engine(),
-            PluginState::new(self.env.clone(), limits),
+            PluginState::new(self.env.clone(), memory),
         );
-        store.limiter(|state| &mut state.limits);
+        store.limiter(|state| &mut state.memory);
         // One tick at a time: yield to the executor after each, trap when the budget is spent.
         store.epoch_deadline_callback(|mut ctx| {
             let left = &mut ctx.data_mut().ticks_left;
@@ -256,6 +253,7 @@ impl LoadedPlugin {
             .div_ceil(EPOCH_TICK.as_millis() as u64)
             .max(1);
         store.data_mut().ticks_left = ticks - 1;
+        store.data_mut().memory.hit = false;
         store.set_epoch_deadline(1);
         if let fuel @ 1.. = self.manifest.limits.fuel {
             store
@@ -326,7 +324,10 @@ impl Call<'_> {
                 }
                 Ok(value)
             }
-            Err(e) => Err(plugin.stats.fault(self.hook, classify(&e))),
+            Err(e) => {
+                let memory_hit = self.warm.store.data().memory.hit;
+                Err(plugin.stats.fault(self.hook, classify(&e, memory_hit)))
+            }
         }
     }
 }
@@ -350,12 +351,15 @@ impl Warm {
     }
 }
 
-fn classify(e: &wasmtime::Error) -> Fault {
+/// What a failed call was: the memory cap's flag first, then wasmtime's trap code.
+fn classify(e: &wasmtime::Error, memory_hit: bool) -> Fault {
+    if memory_hit {
+        return Fault::Memory;
+    }
     match e.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => Fault::Timeout,
         Some(Trap::OutOfFuel) => Fault::Fuel,
         Some(trap) => Fault::Trap(trap.to_string()),
-        None if format!("{e:#}").contains("growing memory") => Fault::Memory,
         None => Fault::Trap(format!("{e:#}")),
     }
 }

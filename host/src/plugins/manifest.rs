@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::engine::Metering;
+use super::error::PluginError;
 
 /// What happens to an event when the plugin fails (trap, timeout, memory cap, bad result).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,37 +121,41 @@ impl Manifest {
     }
 
     /// Parses and checks a manifest.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, PluginError> {
         let manifest: Manifest =
-            toml::from_str(text).map_err(|e| format!("invalid manifest: {e}"))?;
+            toml::from_str(text).map_err(|e| PluginError::InvalidManifest(e.to_string()))?;
         manifest.check()?;
         Ok(manifest)
     }
 
-    /// Checks names and limits.
-    pub fn check(&self) -> Result<(), String> {
-        let name_ok = (1..=64).contains(&self.name.len())
-            && self
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if !name_ok {
-            return Err(format!(
+    /// Checks the name and limits.
+    pub fn check(&self) -> Result<(), PluginError> {
+        let invalid = |rule: String| Err(PluginError::InvalidManifest(rule));
+        if !is_valid_name(&self.name) {
+            return invalid(format!(
                 "invalid plugin name {:?}: use 1-64 chars of a-z 0-9 -",
                 self.name
             ));
         }
         if !(1..=MAX_TIME_MS).contains(&self.limits.time_ms) {
-            return Err(format!("limits.time-ms must be 1-{MAX_TIME_MS}"));
+            return invalid(format!("limits.time-ms must be 1-{MAX_TIME_MS}"));
         }
         if !(1..=MAX_MEMORY_MB).contains(&self.limits.memory_mb) {
-            return Err(format!("limits.memory-mb must be 1-{MAX_MEMORY_MB}"));
+            return invalid(format!("limits.memory-mb must be 1-{MAX_MEMORY_MB}"));
         }
         if self.kv_cache_ms > MAX_KV_CACHE_MS {
-            return Err(format!("kv-cache-ms must be 0-{MAX_KV_CACHE_MS}"));
+            return invalid(format!("kv-cache-ms must be 0-{MAX_KV_CACHE_MS}"));
         }
         Ok(())
     }
+}
+
+/// True for a plugin name: 1-64 chars of `[a-z0-9-]`.
+pub fn is_valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 #[cfg(test)]
@@ -195,7 +200,10 @@ mod tests {
             "name = \"x\"\nversion = \"1\"\nfail = \"open\"\n[limits]\nmemory-mb = 100000",
             "name = \"x\"\nversion = \"1\"\nfail = \"open\"\nkv-cache-ms = 3600000",
         ] {
-            assert!(Manifest::parse(bad).is_err(), "{bad}");
+            assert!(
+                matches!(Manifest::parse(bad), Err(PluginError::InvalidManifest(_))),
+                "{bad}"
+            );
         }
     }
 }

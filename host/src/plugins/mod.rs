@@ -12,11 +12,18 @@
 //! - [`directory`]: loading and watching `CHAT_PLUGIN_DIR`.
 //! - [`metrics`]: per-plugin counters.
 //! - [`sync`]: admin changes stored in the database and announced to every instance.
+//! - [`admin`]: the administration service (upload, enable, configure, kv, audit views).
+//! - [`error`]: the runtime's one error type.
+//!
+//! The runtime implements the policy port of [`crate::domain::policy`]; it never
+//! imports the use cases.
 
+pub mod admin;
 pub mod bindings;
 pub mod chain;
 pub mod directory;
 pub mod engine;
+pub mod error;
 pub mod imports;
 pub mod kv_cache;
 pub mod loaded;

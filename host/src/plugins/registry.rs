@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 use sha2::{Digest, Sha256};
 
 use super::engine::PluginEngine;
+use super::error::{PluginError, Stage};
 use super::kv_cache::KvCache;
 use super::loaded::LoadedPlugin;
 use super::manifest::Manifest;
@@ -72,27 +73,32 @@ impl PluginRegistry {
 
     /// Compiles, links and instantiates a component without installing it.
     /// Blocking (compiling takes milliseconds): call from a blocking context.
-    pub fn prepare(&self, wasm: &[u8], manifest: Manifest) -> Result<LoadedPlugin, String> {
+    pub fn prepare(&self, wasm: &[u8], manifest: Manifest) -> Result<LoadedPlugin, PluginError> {
         manifest.check()?;
         let sha256: String = Sha256::digest(wasm)
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
         let metering = manifest.limits.metering();
+        let refused = |stage| {
+            let plugin = manifest.name.clone();
+            move |cause| PluginError::Refused {
+                plugin,
+                stage,
+                cause,
+            }
+        };
         let component = self
             .engine
             .compile(wasm, metering)
-            .map_err(|e| format!("plugin {} does not compile: {e:#}", manifest.name))?;
-        let pre = self.engine.link(&component, metering).map_err(|e| {
-            format!(
-                "plugin {} does not match the chat:plugin@0.1.0 imports this host provides: {e:#}",
-                manifest.name
-            )
-        })?;
-        let name = manifest.name.clone();
+            .map_err(refused(Stage::Compile))?;
+        let pre = self
+            .engine
+            .link(&component, metering)
+            .map_err(refused(Stage::Link))?;
+        let instantiate = refused(Stage::Instantiate);
         let env = self.env(&manifest);
-        LoadedPlugin::new(manifest, wasm.into(), sha256, pre, env)
-            .map_err(|e| format!("plugin {name} was refused: {e:#}"))
+        LoadedPlugin::new(manifest, wasm.into(), sha256, pre, env).map_err(instantiate)
     }
 
     /// Installs a plugin, replacing the one of the same name.
@@ -112,24 +118,29 @@ impl PluginRegistry {
     }
 
     /// Prepares and installs; the old version keeps serving if this fails.
-    pub fn load(&self, wasm: &[u8], manifest: Manifest) -> Result<Arc<LoadedPlugin>, String> {
+    pub fn load(&self, wasm: &[u8], manifest: Manifest) -> Result<Arc<LoadedPlugin>, PluginError> {
         Ok(self.install(self.prepare(wasm, manifest)?))
     }
 
     /// Re-installs a loaded plugin's component under a changed manifest
     /// (recompiled when fuel metering is switched on or off).
-    pub fn reconfigure(&self, manifest: Manifest) -> Result<Arc<LoadedPlugin>, String> {
+    pub fn reconfigure(&self, manifest: Manifest) -> Result<Arc<LoadedPlugin>, PluginError> {
         manifest.check()?;
         let current = self
             .get(&manifest.name)
-            .ok_or_else(|| format!("no plugin named {}", manifest.name))?;
+            .ok_or_else(|| PluginError::NotFound(manifest.name.clone()))?;
         if manifest.limits.metering() != current.manifest.limits.metering() {
             return self.load(&current.wasm, manifest);
         }
         let env = self.env(&manifest);
+        let plugin = manifest.name.clone();
         let next = current
             .with_manifest(manifest, env)
-            .map_err(|e| e.to_string())?;
+            .map_err(|cause| PluginError::Refused {
+                plugin,
+                stage: Stage::Instantiate,
+                cause,
+            })?;
         Ok(self.install(next))
     }
 

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use wasmtime::StoreLimits;
+use wasmtime::ResourceLimiter;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -47,8 +47,8 @@ impl PluginEnv {
 pub struct PluginState {
     wasi: WasiCtx,
     table: ResourceTable,
-    /// Linear-memory and table caps of this instance.
-    pub limits: StoreLimits,
+    /// The linear-memory cap of this instance, and whether a call hit it.
+    pub memory: MemoryCap,
     /// Host services of the plugin.
     pub env: Arc<PluginEnv>,
     /// Epoch ticks of the current call's time budget left after its first tick.
@@ -62,7 +62,7 @@ pub type Participants = Arc<[String]>;
 
 impl PluginState {
     /// Fresh store data for an instance of the plugin.
-    pub fn new(env: Arc<PluginEnv>, limits: StoreLimits) -> Self {
+    pub fn new(env: Arc<PluginEnv>, memory: MemoryCap) -> Self {
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdout(LogStream {
             plugin: env.name.clone(),
@@ -75,11 +75,52 @@ impl PluginState {
         Self {
             wasi: wasi.build(),
             table: ResourceTable::new(),
-            limits,
+            memory,
             env,
             ticks_left: 0,
             participants: None,
         }
+    }
+}
+
+/// Caps an instance's linear memory. A growth past the cap traps (rather than
+/// `memory.grow` returning -1, which guests rarely handle) and sets [`MemoryCap::hit`],
+/// so the fault is told apart from other traps without reading wasmtime's text.
+#[derive(Debug)]
+pub struct MemoryCap {
+    bytes: usize,
+    /// A growth past the cap was refused since the flag was last cleared.
+    pub hit: bool,
+}
+
+impl MemoryCap {
+    /// A cap of `bytes`.
+    pub fn new(bytes: usize) -> Self {
+        Self { bytes, hit: false }
+    }
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.bytes || maximum.is_some_and(|max| desired > max) {
+            self.hit = true;
+            wasmtime::bail!("memory cap of {} bytes reached", self.bytes);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(maximum.is_none_or(|max| desired <= max))
     }
 }
 

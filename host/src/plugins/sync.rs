@@ -9,13 +9,14 @@
 use std::sync::Arc;
 
 use rand::distr::{Alphanumeric, SampleString};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::error::PluginError;
 use super::loaded::LoadedPlugin;
 use super::manifest::Manifest;
 use super::registry::PluginRegistry;
-use crate::chat::model::now_ms;
-use crate::error::ChatError;
+use crate::domain::now_ms;
 use crate::state::StateStore;
 use crate::store::{ChatStore, StoredPlugin};
 
@@ -64,18 +65,16 @@ impl PluginSync {
         loaded
     }
 
-    async fn install(&self, plugin: StoredPlugin) -> Result<(), String> {
+    async fn install(&self, plugin: StoredPlugin) -> Result<(), PluginError> {
         let manifest = Manifest::parse(&plugin.manifest)?;
         let registry = self.registry.clone();
-        tokio::task::spawn_blocking(move || registry.load(&plugin.wasm, manifest).map(drop))
-            .await
-            .map_err(|e| e.to_string())?
+        tokio::task::spawn_blocking(move || registry.load(&plugin.wasm, manifest).map(drop)).await?
     }
 
     /// Stores the plugin as loaded now and tells the other instances.
-    pub async fn saved(&self, plugin: &LoadedPlugin) -> Result<(), ChatError> {
-        let manifest =
-            toml::to_string(&plugin.manifest).map_err(|e| ChatError::Internal(e.into()))?;
+    pub async fn saved(&self, plugin: &LoadedPlugin) -> Result<(), PluginError> {
+        let manifest = toml::to_string(&plugin.manifest)
+            .map_err(|e| PluginError::InvalidManifest(e.to_string()))?;
         let stored = StoredPlugin {
             name: plugin.manifest.name.clone(),
             manifest,
@@ -86,14 +85,14 @@ impl PluginSync {
     }
 
     /// Forgets a stored plugin and tells the other instances.
-    pub async fn removed(&self, name: &str) -> Result<(), ChatError> {
+    pub async fn removed(&self, name: &str) -> Result<(), PluginError> {
         self.store.plugin_delete(name).await?;
         self.announce(name).await
     }
 
     /// Forgets this instance's cached read of a key an admin changed, and tells the
     /// other instances to forget theirs.
-    pub async fn kv_changed(&self, name: &str, key: &str) -> Result<(), ChatError> {
+    pub async fn kv_changed(&self, name: &str, key: &str) -> Result<(), PluginError> {
         self.forget_cached(name, key);
         self.announce(&format!("{name} {key}")).await
     }
@@ -104,15 +103,16 @@ impl PluginSync {
         }
     }
 
-    async fn announce(&self, subject: &str) -> Result<(), ChatError> {
+    async fn announce(&self, subject: &str) -> Result<(), PluginError> {
         Ok(self
             .state
             .publish_plugin_change(&format!("{} {subject}", self.instance))
             .await?)
     }
 
-    /// Applies the other instances' announcements until `stop`.
-    pub fn listen(self: Arc<Self>, stop: CancellationToken) {
+    /// Applies the other instances' announcements until `stop`; returns the
+    /// listening task.
+    pub fn listen(self: Arc<Self>, stop: CancellationToken) -> JoinHandle<()> {
         let mut changes = self.state.plugin_changes();
         tokio::spawn(async move {
             loop {
@@ -137,7 +137,7 @@ impl PluginSync {
                         self.registry.remove(name);
                         Ok(())
                     }
-                    Err(e) => Err(e.to_string()),
+                    Err(e) => Err(e.into()),
                 };
                 match outcome {
                     Ok(()) => {
@@ -148,6 +148,6 @@ impl PluginSync {
                     }
                 }
             }
-        });
+        })
     }
 }

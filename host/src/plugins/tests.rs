@@ -5,41 +5,42 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::chain::PluginPolicy;
+use super::error::{PluginError, Stage};
 use super::loaded::{Hook, Hooks};
 use super::manifest::{FailPolicy, Manifest};
 use super::registry::{PluginRegistry, Services};
 use crate::audit::AuditLog;
-use crate::auth::Role;
-use crate::chat::Actor;
-use crate::chat::model::{ParticipantProfile, ThreadMeta};
-use crate::chat::policy::{Action, HookVerdict, Policy, Request, Verdict};
+use crate::domain::model::{ParticipantProfile, ThreadMeta};
+use crate::domain::policy::{Action, HookVerdict, Policy, Request, Verdict};
+use crate::domain::{Actor, Role};
 use crate::state::StateStore;
 use crate::state::memory::MemoryState;
 use crate::store::sql::SqlStore;
-use crate::testing::{plugin_dir, unique};
+use crate::testing::{plugin_dir, temp_dir};
+use tempfile::TempDir;
 
-async fn registry() -> Arc<PluginRegistry> {
+/// A registry over a fresh SQLite file and memory state, with the directory
+/// that holds them; `None` (printed) when the plugins are not built.
+async fn registry() -> Option<(Arc<PluginRegistry>, TempDir)> {
     registry_on(Arc::new(MemoryState::new())).await
 }
 
-async fn registry_on(state: Arc<MemoryState>) -> Arc<PluginRegistry> {
-    let dir = std::env::temp_dir().join(unique("chat-host-plugins"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let store = Arc::new(
-        SqlStore::connect(&format!("sqlite://{}?mode=rwc", dir.join("t.db").display()))
-            .await
-            .unwrap(),
-    );
+async fn registry_on(state: Arc<MemoryState>) -> Option<(Arc<PluginRegistry>, TempDir)> {
+    plugin_dir()?;
+    let dir = temp_dir();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+    let store = Arc::new(SqlStore::connect(&url).await.unwrap());
     let services = Services {
         state,
         audit: Arc::new(AuditLog::new(store, b"k")),
         runtime: tokio::runtime::Handle::current(),
     };
-    Arc::new(PluginRegistry::new(services, Some(dir.join("cache"))).unwrap())
+    let registry = PluginRegistry::new(services, Some(dir.path().join("cache"))).unwrap();
+    Some((Arc::new(registry), dir))
 }
 
 fn files(name: &str) -> (Vec<u8>, Manifest) {
-    let dir = plugin_dir();
+    let dir = plugin_dir().expect("checked by registry()");
     let wasm = std::fs::read(dir.join(format!("{name}.wasm"))).unwrap();
     let manifest =
         Manifest::parse(&std::fs::read_to_string(dir.join(format!("{name}.toml"))).unwrap())
@@ -51,7 +52,7 @@ fn load(
     registry: &PluginRegistry,
     name: &str,
     edit: impl FnOnce(&mut Manifest),
-) -> Result<(), String> {
+) -> Result<(), PluginError> {
     let (wasm, mut manifest) = files(name);
     edit(&mut manifest);
     registry.load(&wasm, manifest).map(drop)
@@ -62,7 +63,7 @@ fn thread() -> ThreadMeta {
         user_id: id.into(),
         display_name: id.into(),
         avatar_url: None,
-        role: "client".into(),
+        role: Role::Client,
     };
     ThreadMeta {
         id: "t1".into(),
@@ -90,7 +91,9 @@ fn alice() -> Actor {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn components_export_only_their_hooks_and_bad_ones_are_refused() {
-    let r = registry().await;
+    let Some((r, _dir)) = registry().await else {
+        return;
+    };
     load(&r, "noop", |_| {}).unwrap();
     load(&r, "blocklist", |_| {}).unwrap();
     let hooks = |n: &str| r.get(n).unwrap().hooks;
@@ -110,21 +113,32 @@ async fn components_export_only_their_hooks_and_bad_ones_are_refused() {
             ..Hooks::default()
         }
     );
-    let wrong_wit = load(&r, "evil-wrong-wit", |_| {}).unwrap_err();
-    assert!(
-        wrong_wit.contains("exports no hook of chat:plugin@0.1.0"),
-        "{wrong_wit}"
+    let refused_at = |result: Result<(), PluginError>| match result {
+        Err(PluginError::Refused { stage, .. }) => stage,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    assert_eq!(
+        refused_at(load(&r, "evil-wrong-wit", |_| {})),
+        Stage::Instantiate,
+        "a component exporting no hook of chat:plugin@0.1.0"
     );
-    let wrong_sig = load(&r, "evil-wrong-sig", |_| {}).unwrap_err();
-    assert!(wrong_sig.contains("refused"), "{wrong_sig}");
-    let garbage = r.load(b"\0asm garbage", files("noop").1).err().unwrap();
-    assert!(garbage.contains("does not compile"), "{garbage}");
+    assert_eq!(
+        refused_at(load(&r, "evil-wrong-sig", |_| {})),
+        Stage::Instantiate,
+        "a hook with the wrong signature"
+    );
+    assert_eq!(
+        refused_at(r.load(b"\0asm garbage", files("noop").1).map(drop)),
+        Stage::Compile
+    );
     assert_eq!(r.snapshot().len(), 2, "refused plugins are not installed");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_runaway_plugin_is_stopped_within_its_time_limit_and_its_fail_policy_applies() {
-    let r = registry().await;
+    let Some((r, _dir)) = registry().await else {
+        return;
+    };
     load(&r, "evil-loop", |m| m.limits.time_ms = 20).unwrap();
     let policy = PluginPolicy::new(r.clone(), 4000);
     let (t, a) = (thread(), alice());
@@ -156,7 +170,9 @@ async fn a_runaway_plugin_is_stopped_within_its_time_limit_and_its_fail_policy_a
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fuel_limit_stops_a_runaway_plugin_and_switching_it_recompiles() {
-    let r = registry().await;
+    let Some((r, _dir)) = registry().await else {
+        return;
+    };
     let policy = PluginPolicy::new(r.clone(), 4000);
     let (t, a) = (thread(), alice());
     let req = request(Action::Send, &a, &t);
@@ -197,7 +213,9 @@ async fn a_fuel_limit_stops_a_runaway_plugin_and_switching_it_recompiles() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn traps_memory_bombs_and_oversized_results_are_faults_and_instances_are_replaced() {
-    let r = registry().await;
+    let Some((r, _dir)) = registry().await else {
+        return;
+    };
     for name in ["evil-trap", "evil-memory", "evil-oversized"] {
         load(&r, name, |m| m.fail = FailPolicy::Closed).unwrap();
     }
@@ -223,7 +241,9 @@ async fn traps_memory_bombs_and_oversized_results_are_faults_and_instances_are_r
 
     // Each plugin alone, to see each fault kind.
     for (name, expect) in [("evil-memory", "memory"), ("evil-oversized", "bad result")] {
-        let r = registry().await;
+        let Some((r, _dir)) = registry().await else {
+            return;
+        };
         load(&r, name, |m| m.fail = FailPolicy::Closed).unwrap();
         let policy = PluginPolicy::new(r.clone(), 4000);
         assert!(
@@ -256,7 +276,9 @@ async fn traps_memory_bombs_and_oversized_results_are_faults_and_instances_are_r
 
 #[tokio::test(flavor = "multi_thread")]
 async fn example_plugins_decide() {
-    let r = registry().await;
+    let Some((r, _dir)) = registry().await else {
+        return;
+    };
     load(&r, "contact-filter", |_| {}).unwrap();
     load(&r, "tiered-rate-limit", |m| {
         m.config.insert("client".into(), "3/60s".into());
@@ -283,7 +305,9 @@ async fn example_plugins_decide() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_plugin_asks_the_host_for_the_participants_of_the_calls_thread() {
     let state = Arc::new(MemoryState::new());
-    let r = registry_on(state.clone()).await;
+    let Some((r, _dir)) = registry_on(state.clone()).await else {
+        return;
+    };
     load(&r, "blocklist", |m| {
         m.config
             .insert("deny-sends-to-blocked".into(), "true".into());
@@ -318,7 +342,9 @@ async fn a_plugin_asks_the_host_for_the_participants_of_the_calls_thread() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_call_in_flight_keeps_its_version_while_a_reload_swaps_the_next_one_in() {
-    let r = registry().await;
+    let Some((r, _dir)) = registry().await else {
+        return;
+    };
     load(&r, "noop", |m| m.version = "1".into()).unwrap();
     let before = r.snapshot();
     load(&r, "noop", |m| m.version = "2".into()).unwrap();

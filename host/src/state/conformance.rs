@@ -1,5 +1,6 @@
-//! One suite for every [`StateStore`] backend: memory and the real Redis
-//! (`CHAT_TEST_REDIS_URL`, default `redis://127.0.0.1:6379`; a missing Redis fails the run).
+//! One suite for every [`StateStore`] backend, generated per backend: each case
+//! is a test in `memory` and one in `redis` (the Redis of `CHAT_TEST_REDIS_URL`),
+//! so a failure names the case and the backend.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,182 +10,183 @@ use super::redis::RedisState;
 use super::{KvValue, OFFLINE_QUEUE_MAX, RateDecision, StateStore};
 use crate::testing::{redis_url, unique};
 
-async fn backends() -> Vec<(&'static str, Arc<dyn StateStore>)> {
-    let url = redis_url();
+/// A backend under test.
+struct Backend {
+    name: &'static str,
+    state: Arc<dyn StateStore>,
+}
+
+async fn memory() -> Option<Backend> {
+    Some(Backend {
+        name: "memory",
+        state: Arc::new(MemoryState::new()),
+    })
+}
+
+async fn redis() -> Option<Backend> {
+    let url = redis_url()?;
     let redis = RedisState::connect(&url)
         .await
-        .unwrap_or_else(|e| panic!("Redis at {url} is required for these tests: {e}"));
+        .unwrap_or_else(|e| panic!("Redis at {url} does not answer: {e}"));
     redis
         .ping()
         .await
         .unwrap_or_else(|e| panic!("Redis at {url} does not answer: {e}"));
-    vec![
-        ("memory", Arc::new(MemoryState::new())),
-        ("redis", Arc::new(redis)),
-    ]
+    Some(Backend {
+        name: "redis",
+        state: Arc::new(redis),
+    })
 }
 
 const TTL: Duration = Duration::from_secs(60);
 
-#[tokio::test]
-async fn presence_counts_connections_across_devices() {
-    for (name, s) in backends().await {
-        let (a, b) = (unique("alice"), unique("bob"));
-        assert_eq!(s.presence_connect(&a, TTL).await.unwrap(), 1, "{name}");
-        assert_eq!(s.presence_connect(&a, TTL).await.unwrap(), 2, "{name}");
-        assert_eq!(
-            s.presence_online(&[a.clone(), b.clone()]).await.unwrap(),
-            [true, false],
-            "{name}"
-        );
-        assert_eq!(s.presence_disconnect(&a).await.unwrap(), 1, "{name}");
-        assert_eq!(s.presence_disconnect(&a).await.unwrap(), 0, "{name}");
-        assert_eq!(
-            s.presence_disconnect(&a).await.unwrap(),
-            0,
-            "{name}: never negative"
-        );
-        assert_eq!(
-            s.presence_online(std::slice::from_ref(&a)).await.unwrap(),
-            [false],
-            "{name}"
-        );
-    }
+async fn presence_counts_connections_across_devices(backend: Backend) {
+    let Backend { name, state: s, .. } = backend;
+    let (a, b) = (unique("alice"), unique("bob"));
+    assert_eq!(s.presence_connect(&a, TTL).await.unwrap(), 1, "{name}");
+    assert_eq!(s.presence_connect(&a, TTL).await.unwrap(), 2, "{name}");
+    assert_eq!(
+        s.presence_online(&[a.clone(), b.clone()]).await.unwrap(),
+        [true, false],
+        "{name}"
+    );
+    assert_eq!(s.presence_disconnect(&a).await.unwrap(), 1, "{name}");
+    assert_eq!(s.presence_disconnect(&a).await.unwrap(), 0, "{name}");
+    assert_eq!(
+        s.presence_disconnect(&a).await.unwrap(),
+        0,
+        "{name}: never negative"
+    );
+    assert_eq!(
+        s.presence_online(std::slice::from_ref(&a)).await.unwrap(),
+        [false],
+        "{name}"
+    );
 }
 
-#[tokio::test]
-async fn presence_expires_without_refresh_and_refresh_restores_it() {
-    for (name, s) in backends().await {
-        let a = unique("alice");
-        s.presence_connect(&a, Duration::from_millis(50))
+async fn presence_expires_without_refresh_and_refresh_restores_it(backend: Backend) {
+    let Backend { name, state: s, .. } = backend;
+    let a = unique("alice");
+    s.presence_connect(&a, Duration::from_millis(50))
+        .await
+        .unwrap();
+    s.presence_refresh(&[(a.clone(), 1)], TTL).await.unwrap();
+    assert_eq!(
+        s.presence_online(std::slice::from_ref(&a)).await.unwrap(),
+        [true],
+        "{name}"
+    );
+    let b = unique("bob");
+    s.presence_connect(&b, Duration::from_millis(30))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(80)).await; // let the TTL lapse
+    assert_eq!(
+        s.presence_online(std::slice::from_ref(&b)).await.unwrap(),
+        [false],
+        "{name}: TTL"
+    );
+    s.presence_refresh(&[(b.clone(), 2)], TTL).await.unwrap();
+    assert_eq!(
+        s.presence_disconnect(&b).await.unwrap(),
+        1,
+        "{name}: re-created from local count"
+    );
+}
+
+async fn typing_is_set_and_cleared(backend: Backend) {
+    let Backend { name, state: s, .. } = backend;
+    let (t, u) = (unique("t"), unique("u"));
+    assert!(!s.typing_stop(&t, &u).await.unwrap(), "{name}");
+    s.typing_start(&t, &u, TTL).await.unwrap();
+    assert!(s.typing_stop(&t, &u).await.unwrap(), "{name}");
+    assert!(!s.typing_stop(&t, &u).await.unwrap(), "{name}");
+}
+
+async fn offline_queue_keeps_order_trims_and_reports_overflow(backend: Backend) {
+    let Backend { name, state: s, .. } = backend;
+    let (u, v) = (unique("u"), unique("v"));
+    let (t1, t2) = (unique("t1"), unique("t2"));
+    let msg = |thread: &str, i: usize| format!(r#"{{"threadId":"{thread}","id":"{i}"}}"#);
+    s.offline_push(&[u.clone(), v.clone()], &t1, &msg(&t1, 0))
+        .await
+        .unwrap();
+    for i in 1..=OFFLINE_QUEUE_MAX {
+        s.offline_push(std::slice::from_ref(&u), &t2, &msg(&t2, i))
             .await
             .unwrap();
-        s.presence_refresh(&[(a.clone(), 1)], TTL).await.unwrap();
-        assert_eq!(
-            s.presence_online(std::slice::from_ref(&a)).await.unwrap(),
-            [true],
-            "{name}"
-        );
-        let b = unique("bob");
-        s.presence_connect(&b, Duration::from_millis(30))
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(80)).await; // let the TTL lapse
-        assert_eq!(
-            s.presence_online(std::slice::from_ref(&b)).await.unwrap(),
-            [false],
-            "{name}: TTL"
-        );
-        s.presence_refresh(&[(b.clone(), 2)], TTL).await.unwrap();
-        assert_eq!(
-            s.presence_disconnect(&b).await.unwrap(),
-            1,
-            "{name}: re-created from local count"
-        );
     }
+    let batch = s.offline_drain(&u).await.unwrap();
+    assert_eq!(batch.messages.len(), OFFLINE_QUEUE_MAX, "{name}");
+    assert_eq!(batch.messages[0], msg(&t2, 1), "{name}: oldest dropped");
+    assert_eq!(
+        batch.messages.last().unwrap(),
+        &msg(&t2, OFFLINE_QUEUE_MAX),
+        "{name}"
+    );
+    assert_eq!(batch.resync_threads, vec![t1.clone()], "{name}");
+    let again = s.offline_drain(&u).await.unwrap();
+    assert!(
+        again.messages.is_empty() && again.resync_threads.is_empty(),
+        "{name}: drained once"
+    );
+    let v_batch = s.offline_drain(&v).await.unwrap();
+    assert_eq!(v_batch.messages, vec![msg(&t1, 0)], "{name}");
+    assert!(v_batch.resync_threads.is_empty(), "{name}");
 }
 
-#[tokio::test]
-async fn typing_is_set_and_cleared() {
-    for (name, s) in backends().await {
-        let (t, u) = (unique("t"), unique("u"));
-        assert!(!s.typing_stop(&t, &u).await.unwrap(), "{name}");
-        s.typing_start(&t, &u, TTL).await.unwrap();
-        assert!(s.typing_stop(&t, &u).await.unwrap(), "{name}");
-        assert!(!s.typing_stop(&t, &u).await.unwrap(), "{name}");
-    }
-}
-
-#[tokio::test]
-async fn offline_queue_keeps_order_trims_and_reports_overflow() {
-    for (name, s) in backends().await {
-        let (u, v) = (unique("u"), unique("v"));
-        let (t1, t2) = (unique("t1"), unique("t2"));
-        let msg = |thread: &str, i: usize| format!(r#"{{"threadId":"{thread}","id":"{i}"}}"#);
-        s.offline_push(&[u.clone(), v.clone()], &t1, &msg(&t1, 0))
-            .await
-            .unwrap();
-        for i in 1..=OFFLINE_QUEUE_MAX {
-            s.offline_push(std::slice::from_ref(&u), &t2, &msg(&t2, i))
-                .await
-                .unwrap();
-        }
-        let batch = s.offline_drain(&u).await.unwrap();
-        assert_eq!(batch.messages.len(), OFFLINE_QUEUE_MAX, "{name}");
-        assert_eq!(batch.messages[0], msg(&t2, 1), "{name}: oldest dropped");
+async fn rate_limit_is_an_exact_window(backend: Backend) {
+    let Backend { name, state: s, .. } = backend;
+    let u = unique("u");
+    let window = Duration::from_secs(60);
+    for _ in 0..3 {
         assert_eq!(
-            batch.messages.last().unwrap(),
-            &msg(&t2, OFFLINE_QUEUE_MAX),
-            "{name}"
-        );
-        assert_eq!(batch.resync_threads, vec![t1.clone()], "{name}");
-        let again = s.offline_drain(&u).await.unwrap();
-        assert!(
-            again.messages.is_empty() && again.resync_threads.is_empty(),
-            "{name}: drained once"
-        );
-        let v_batch = s.offline_drain(&v).await.unwrap();
-        assert_eq!(v_batch.messages, vec![msg(&t1, 0)], "{name}");
-        assert!(v_batch.resync_threads.is_empty(), "{name}");
-    }
-}
-
-#[tokio::test]
-async fn rate_limit_is_an_exact_window() {
-    for (name, s) in backends().await {
-        let u = unique("u");
-        let window = Duration::from_secs(60);
-        for _ in 0..3 {
-            assert_eq!(
-                s.rate_limit_hit(&u, 3, window).await.unwrap(),
-                RateDecision::Allowed,
-                "{name}"
-            );
-        }
-        match s.rate_limit_hit(&u, 3, window).await.unwrap() {
-            RateDecision::Limited { retry_after } => {
-                assert!(
-                    retry_after > Duration::from_secs(55) && retry_after <= window,
-                    "{name}: {retry_after:?}"
-                )
-            }
-            other => panic!("{name}: {other:?}"),
-        }
-        // A short window frees its slot exactly when the answer says so.
-        let w = unique("w");
-        let short = Duration::from_millis(150);
-        assert_eq!(
-            s.rate_limit_hit(&w, 1, short).await.unwrap(),
-            RateDecision::Allowed,
-            "{name}"
-        );
-        let RateDecision::Limited { retry_after } = s.rate_limit_hit(&w, 1, short).await.unwrap()
-        else {
-            panic!("{name}: second hit allowed");
-        };
-        tokio::time::sleep(retry_after + Duration::from_millis(5)).await;
-        assert_eq!(
-            s.rate_limit_hit(&w, 1, short).await.unwrap(),
+            s.rate_limit_hit(&u, 3, window).await.unwrap(),
             RateDecision::Allowed,
             "{name}"
         );
     }
+    match s.rate_limit_hit(&u, 3, window).await.unwrap() {
+        RateDecision::Limited { retry_after } => {
+            assert!(
+                retry_after > Duration::from_secs(55) && retry_after <= window,
+                "{name}: {retry_after:?}"
+            )
+        }
+        other => panic!("{name}: {other:?}"),
+    }
+    // A short window frees its slot exactly when the answer says so.
+    let w = unique("w");
+    let short = Duration::from_millis(150);
+    assert_eq!(
+        s.rate_limit_hit(&w, 1, short).await.unwrap(),
+        RateDecision::Allowed,
+        "{name}"
+    );
+    let RateDecision::Limited { retry_after } = s.rate_limit_hit(&w, 1, short).await.unwrap()
+    else {
+        panic!("{name}: second hit allowed");
+    };
+    tokio::time::sleep(retry_after + Duration::from_millis(5)).await;
+    assert_eq!(
+        s.rate_limit_hit(&w, 1, short).await.unwrap(),
+        RateDecision::Allowed,
+        "{name}"
+    );
 }
 
-#[tokio::test]
-async fn thread_meta_cache_roundtrip_and_invalidate() {
-    for (name, s) in backends().await {
-        let t = unique("t");
-        assert_eq!(s.thread_meta_get(&t).await.unwrap(), None, "{name}");
-        s.thread_meta_put(&t, "{\"a\":1}", TTL).await.unwrap();
-        assert_eq!(
-            s.thread_meta_get(&t).await.unwrap().as_deref(),
-            Some("{\"a\":1}"),
-            "{name}"
-        );
-        s.thread_meta_invalidate(&t).await.unwrap();
-        assert_eq!(s.thread_meta_get(&t).await.unwrap(), None, "{name}");
-    }
+async fn thread_meta_cache_roundtrip_and_invalidate(backend: Backend) {
+    let Backend { name, state: s, .. } = backend;
+    let t = unique("t");
+    assert_eq!(s.thread_meta_get(&t).await.unwrap(), None, "{name}");
+    s.thread_meta_put(&t, "{\"a\":1}", TTL).await.unwrap();
+    assert_eq!(
+        s.thread_meta_get(&t).await.unwrap().as_deref(),
+        Some("{\"a\":1}"),
+        "{name}"
+    );
+    s.thread_meta_invalidate(&t).await.unwrap();
+    assert_eq!(s.thread_meta_get(&t).await.unwrap(), None, "{name}");
 }
 
 #[tokio::test]
@@ -203,11 +205,14 @@ async fn events_reach_the_stream() {
         .unwrap();
     assert_eq!(memory.recent_events(1), vec![entry.clone()]);
 
-    let redis = RedisState::connect(&redis_url()).await.unwrap();
+    let Some(url) = redis_url() else {
+        return;
+    };
+    let redis = RedisState::connect(&url).await.unwrap();
     redis.append_events(&[entry]).await.unwrap();
-    let client = redis::Client::open(redis_url()).unwrap();
+    let client = ::redis::Client::open(url).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let last: redis::Value = redis::cmd("XREVRANGE")
+    let last: ::redis::Value = ::redis::cmd("XREVRANGE")
         .arg(super::redis::EVENTS_KEY)
         .arg("+")
         .arg("-")
@@ -222,53 +227,64 @@ async fn events_reach_the_stream() {
     );
 }
 
-#[tokio::test]
-async fn plugin_kv_is_namespaced_and_counts_with_ttl() {
-    for (name, s) in backends().await {
-        let (p1, p2) = (unique("p1"), unique("p2"));
-        assert_eq!(s.kv_get(&p1, "k").await.unwrap(), None, "{name}");
-        s.kv_set(&p1, "k", "v", None).await.unwrap();
-        assert_eq!(
-            s.kv_get(&p1, "k").await.unwrap(),
-            Some(KvValue {
-                value: "v".into(),
-                ttl: None
-            }),
-            "{name}"
-        );
-        assert_eq!(
-            s.kv_get(&p2, "k").await.unwrap(),
-            None,
-            "{name}: another plugin's namespace"
-        );
-        assert_eq!(
-            s.kv_incr(&p1, "n", 2, Some(TTL)).await.unwrap(),
-            2,
-            "{name}"
-        );
-        assert_eq!(
-            s.kv_incr(&p1, "n", 3, Some(TTL)).await.unwrap(),
-            5,
-            "{name}"
-        );
-        assert!(
-            s.kv_incr(&p1, "k", 1, None).await.is_err(),
-            "{name}: not an integer"
-        );
-        assert!(s.kv_delete(&p1, "k").await.unwrap(), "{name}");
-        assert!(!s.kv_delete(&p1, "k").await.unwrap(), "{name}");
-        s.kv_set(&p1, "timed", "x", Some(Duration::from_secs(60)))
-            .await
-            .unwrap();
-        let left = s.kv_get(&p1, "timed").await.unwrap().and_then(|e| e.ttl);
-        assert!(
-            left.is_some_and(|t| t > Duration::from_secs(50) && t <= Duration::from_secs(60)),
-            "{name}: the time left, got {left:?}"
-        );
-        s.kv_set(&p1, "short", "x", Some(Duration::from_millis(30)))
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(60)).await; // let the TTL lapse
-        assert_eq!(s.kv_get(&p1, "short").await.unwrap(), None, "{name}: TTL");
-    }
+async fn plugin_kv_is_namespaced_and_counts_with_ttl(backend: Backend) {
+    let Backend { name, state: s, .. } = backend;
+    let (p1, p2) = (unique("p1"), unique("p2"));
+    assert_eq!(s.kv_get(&p1, "k").await.unwrap(), None, "{name}");
+    s.kv_set(&p1, "k", "v", None).await.unwrap();
+    assert_eq!(
+        s.kv_get(&p1, "k").await.unwrap(),
+        Some(KvValue {
+            value: "v".into(),
+            ttl: None
+        }),
+        "{name}"
+    );
+    assert_eq!(
+        s.kv_get(&p2, "k").await.unwrap(),
+        None,
+        "{name}: another plugin's namespace"
+    );
+    assert_eq!(
+        s.kv_incr(&p1, "n", 2, Some(TTL)).await.unwrap(),
+        2,
+        "{name}"
+    );
+    assert_eq!(
+        s.kv_incr(&p1, "n", 3, Some(TTL)).await.unwrap(),
+        5,
+        "{name}"
+    );
+    assert!(
+        s.kv_incr(&p1, "k", 1, None).await.is_err(),
+        "{name}: not an integer"
+    );
+    assert!(s.kv_delete(&p1, "k").await.unwrap(), "{name}");
+    assert!(!s.kv_delete(&p1, "k").await.unwrap(), "{name}");
+    s.kv_set(&p1, "timed", "x", Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let left = s.kv_get(&p1, "timed").await.unwrap().and_then(|e| e.ttl);
+    assert!(
+        left.is_some_and(|t| t > Duration::from_secs(50) && t <= Duration::from_secs(60)),
+        "{name}: the time left, got {left:?}"
+    );
+    s.kv_set(&p1, "short", "x", Some(Duration::from_millis(30)))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(60)).await; // let the TTL lapse
+    assert_eq!(s.kv_get(&p1, "short").await.unwrap(), None, "{name}: TTL");
+}
+
+crate::testing::per_backend! {
+    backends: [memory, redis],
+    cases: [
+        presence_counts_connections_across_devices,
+        presence_expires_without_refresh_and_refresh_restores_it,
+        typing_is_set_and_cleared,
+        offline_queue_keeps_order_trims_and_reports_overflow,
+        rate_limit_is_an_exact_window,
+        thread_meta_cache_roundtrip_and_invalidate,
+        plugin_kv_is_namespaced_and_counts_with_ttl,
+    ],
 }

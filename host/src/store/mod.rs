@@ -9,13 +9,14 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 
-use crate::chat::model::{Message, MessageId, Millis, Page, Receipt, ThreadMeta, UserProfile};
+use crate::domain::model::{Message, Page, Receipt, ThreadMeta, UserProfile};
+use crate::domain::{MessageId, Millis};
 
 pub mod dialect;
 pub mod sql;
 
 #[cfg(test)]
-mod conformance;
+pub(crate) mod conformance;
 
 /// A durable-store failure.
 #[derive(Debug, thiserror::Error)]

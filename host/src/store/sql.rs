@@ -14,9 +14,8 @@ use super::{
     MessageWithReceipts, NewMessage, NewReceipt, NewThread, StoreError, StoreResult, StoredPlugin,
     ThreadActivity,
 };
-use crate::chat::model::{
-    Message, MessageId, Millis, Page, ParticipantProfile, Receipt, ThreadMeta, UserProfile,
-};
+use crate::domain::model::{Message, Page, ParticipantProfile, Receipt, ThreadMeta, UserProfile};
+use crate::domain::{MessageId, Millis, Role};
 
 /// Longest wait for a pooled connection before a call fails as `unavailable`.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -77,6 +76,12 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 
 fn placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")
+}
+
+/// A stored role; the API only ever writes known ones.
+fn role(stored: &str) -> Result<Role, sqlx::Error> {
+    Role::parse(stored)
+        .ok_or_else(|| sqlx::Error::Decode(format!("unknown role {stored:?}").into()))
 }
 
 fn message_from_row(row: &AnyRow) -> Result<Message, sqlx::Error> {
@@ -190,7 +195,7 @@ impl ChatStore for SqlStore {
             .bind(&user.id)
             .bind(&user.display_name)
             .bind(&user.avatar_url)
-            .bind(&user.role)
+            .bind(user.role.as_str())
             .bind(now)
             .bind(now)
             .execute(&self.pool)
@@ -317,7 +322,7 @@ impl ChatStore for SqlStore {
                     user_id: r.try_get(0)?,
                     display_name: r.try_get(1)?,
                     avatar_url: r.try_get(2)?,
-                    role: r.try_get(3)?,
+                    role: role(&r.try_get::<String, _>(3)?)?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()

@@ -18,10 +18,11 @@ use tokio::sync::Mutex;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{Identity, TokenVerifier};
+use crate::chat::ChatService;
+use crate::chat::error::ChatError;
 use crate::chat::fanout::{Fanout, thread_room, user_room};
-use crate::chat::model::now_ms;
-use crate::chat::{Actor, ChatService, ConnectionId};
-use crate::error::ChatError;
+use crate::domain::server_events::{MessageEvent, ReadyEvent, ResyncEvent, ServerEvent};
+use crate::domain::{Actor, ConnectionId, now_ms, rfc3339};
 
 /// Longest wait for one broadcast to be handed to the adapter.
 const EMIT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -40,16 +41,11 @@ impl<A: Adapter> SocketFanout<A> {
 
 #[async_trait]
 impl<A: Adapter> Fanout for SocketFanout<A> {
-    async fn emit(
-        &self,
-        rooms: Vec<String>,
-        except: Option<&ConnectionId>,
-        event: &'static str,
-        payload: &Value,
-    ) {
+    async fn emit(&self, rooms: Vec<String>, except: Option<&ConnectionId>, event: &ServerEvent) {
+        let name = event.name();
         // `of` instead of `to`: during shutdown the namespace may already be gone.
         let Some(namespace) = self.io.of("/") else {
-            tracing::debug!(event, "namespace closed; broadcast dropped");
+            tracing::debug!(event = name, "namespace closed; broadcast dropped");
             return;
         };
         let sender = except
@@ -59,10 +55,10 @@ impl<A: Adapter> Fanout for SocketFanout<A> {
             Some(socket) => socket.to(rooms),
             None => namespace.to(rooms),
         };
-        match tokio::time::timeout(EMIT_TIMEOUT, operators.emit(event, payload)).await {
+        match tokio::time::timeout(EMIT_TIMEOUT, operators.emit(name, event)).await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(event, error = %e, "broadcast failed"),
-            Err(_) => tracing::warn!(event, "broadcast timed out"),
+            Ok(Err(e)) => tracing::warn!(event = name, error = %e, "broadcast failed"),
+            Err(_) => tracing::warn!(event = name, "broadcast timed out"),
         }
     }
 }
@@ -165,7 +161,7 @@ impl Handlers {
             &actor,
             "chat:leave",
             |chat, socket, _actor, data| async move {
-                socket.leave(thread_room(&chat.leave(data)?));
+                socket.leave(thread_room(&chat.leave(data).await?));
                 Ok(json!({}))
             },
         );
@@ -193,6 +189,13 @@ impl Handlers {
             "chat:history",
             |chat, _s, actor, data| async move { chat.history(&actor, data).await },
         );
+        // Every event takes an ack: one the server does not know gets `invalid_payload`.
+        socket.on_fallback(|ack: AckSender<A>| async move {
+            let error = ChatError::invalid("unknown event");
+            if let Err(e) = ack.send(&json!({ "ok": false, "error": error.to_wire() })) {
+                tracing::debug!(error = %e, "ack not sent");
+            }
+        });
         let h = self.clone();
         socket.on_disconnect(move |socket: SocketRef<A>| {
             let h = h.clone();
@@ -225,7 +228,10 @@ impl Handlers {
             self.chat.connect(&actor).await
         };
         for message in &arrival.queued {
-            if let Err(e) = socket.emit("chat:message", &json!({ "message": message })) {
+            let event = ServerEvent::from(MessageEvent {
+                message: message.clone(),
+            });
+            if let Err(e) = socket.emit(event.name(), &event) {
                 tracing::warn!(error = %e, "queued message not emitted; the client must re-read history");
                 return;
             }
@@ -234,17 +240,17 @@ impl Handlers {
             self.chat.delivered(&actor, &arrival).await;
         }
         if !arrival.resync_threads.is_empty() {
-            let _ = socket.emit(
-                "chat:resync",
-                &json!({ "threadIds": arrival.resync_threads }),
-            );
+            let resync = ServerEvent::from(ResyncEvent {
+                thread_ids: arrival.resync_threads,
+            });
+            let _ = socket.emit(resync.name(), &resync);
         }
-        let ready = json!({
-            "userId": identity.user_id,
-            "role": identity.role,
-            "serverTime": crate::chat::model::rfc3339(now_ms()),
+        let ready = ServerEvent::from(ReadyEvent {
+            user_id: identity.user_id.clone(),
+            role: identity.role,
+            server_time: rfc3339(now_ms()),
         });
-        let _ = socket.emit("chat:ready", &ready);
+        let _ = socket.emit(ready.name(), &ready);
     }
 
     async fn disconnected<A: Adapter>(self, socket: SocketRef<A>, actor: Actor) {

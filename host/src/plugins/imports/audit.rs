@@ -1,7 +1,7 @@
 //! `chat:plugin/audit`: appends to the hash-chained audit trail.
 
 use crate::audit::AuditRecord;
-use crate::chat::validate::is_valid_id;
+use crate::domain::is_valid_id;
 use crate::plugins::bindings::chat::plugin::audit;
 use crate::plugins::store_data::PluginState;
 

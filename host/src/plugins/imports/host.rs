@@ -1,6 +1,6 @@
 //! `chat:plugin/host`: log, clock, configuration, the participants of the call's thread.
 
-use crate::chat::model::now_ms;
+use crate::domain::now_ms;
 use crate::plugins::bindings::LogLevel;
 use crate::plugins::bindings::chat::plugin::{host, types};
 use crate::plugins::store_data::PluginState;

@@ -11,9 +11,18 @@ pub const MAX_KEY: usize = 256;
 /// Longest value, in bytes.
 pub const MAX_VALUE: usize = 64 << 10;
 
-fn check_key(key: &str) -> Result<(), String> {
+/// The key rule of every plugin key-value store: 1-[`MAX_KEY`] bytes.
+pub fn check_key(key: &str) -> Result<(), String> {
     if key.is_empty() || key.len() > MAX_KEY {
         return Err(format!("keys are 1-{MAX_KEY} bytes"));
+    }
+    Ok(())
+}
+
+/// The value rule: at most [`MAX_VALUE`] bytes.
+pub fn check_value(value: &str) -> Result<(), String> {
+    if value.len() > MAX_VALUE {
+        return Err(format!("values are at most {MAX_VALUE} bytes"));
     }
     Ok(())
 }
@@ -39,9 +48,7 @@ impl kv::Host for PluginState {
 
     async fn set(&mut self, key: String, value: String, ttl_ms: Option<u64>) -> Result<(), String> {
         check_key(&key)?;
-        if value.len() > MAX_VALUE {
-            return Err(format!("values are at most {MAX_VALUE} bytes"));
-        }
+        check_value(&value)?;
         let env = self.env.clone();
         let ttl = ttl_ms.map(Duration::from_millis);
         let written = env.state.kv_set(&env.name, &key, &value, ttl).await;

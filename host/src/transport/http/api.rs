@@ -1,21 +1,20 @@
-//! The service/admin API: profiles, threads, participants, dispute history.
+//! The service API (`/api`): profiles, threads, participants, dispute history.
+//! Decodes, calls [`ChatService`](crate::chat::ChatService), encodes.
 
-use axum::extract::{FromRequest, Path, Query, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::ServiceCaller;
+use super::error::{Body, ErrorBody};
 use super::{ApiError, HttpContext};
-use crate::chat::model::{MessageView, UserProfile, rfc3339};
-
-/// JSON body extractor whose rejection is our `invalid_payload` error.
-#[derive(FromRequest)]
-#[from_request(via(Json), rejection(ApiError))]
-pub(super) struct Body<T>(pub T);
+use crate::domain::Role;
+use crate::domain::model::{MessageView, UserProfile};
+use crate::domain::rfc3339;
 
 /// `PUT /api/users/{id}` body.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -25,8 +24,8 @@ pub struct UserUpsert {
     pub display_name: String,
     /// Optional picture URL.
     pub avatar_url: Option<String>,
-    /// `client`, `freelancer` or `admin`.
-    pub role: String,
+    /// What the user is on the marketplace.
+    pub role: Role,
 }
 
 /// A stored user profile.
@@ -40,7 +39,7 @@ pub struct UserView {
     /// Picture URL.
     pub avatar_url: Option<String>,
     /// Role.
-    pub role: String,
+    pub role: Role,
 }
 
 /// `POST /api/threads` body.
@@ -48,6 +47,7 @@ pub struct UserView {
 #[serde(rename_all = "camelCase")]
 pub struct ThreadCreate {
     /// Thread id (user-id format); generated when absent.
+    #[schema(pattern = "^[A-Za-z0-9_.:-]{1,64}$")]
     pub id: Option<String>,
     /// Title (1-500 chars).
     pub title: String,
@@ -74,6 +74,7 @@ pub struct ThreadCreated {
 #[serde(rename_all = "camelCase")]
 pub struct ParticipantAdd {
     /// The user to add.
+    #[schema(pattern = "^[A-Za-z0-9_.:-]{1,64}$")]
     pub user_id: String,
 }
 
@@ -81,7 +82,8 @@ pub struct ParticipantAdd {
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryQuery {
-    /// Only messages older than this id.
+    /// Only messages older than this id (a decimal string).
+    #[param(pattern = "^[0-9]{1,19}$")]
     pub before_id: Option<String>,
     /// Page size: default 50, capped to 100.
     pub limit: Option<String>,
@@ -129,37 +131,21 @@ pub struct AdminHistory {
     pub has_more: bool,
 }
 
-/// The error body of every failed request.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    /// `{ code, message }`.
-    pub error: ErrorDetail,
-}
-
-/// Error code and text.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorDetail {
-    /// `unauthorized`, `forbidden`, `not_found`, `invalid_payload`, `conflict`, `unavailable`, `internal`.
-    pub code: String,
-    /// Human-readable explanation.
-    pub message: String,
-}
-
+/// The routes, relative to `/api`.
 pub(super) fn router() -> Router<HttpContext> {
     Router::new()
-        .route("/api/users/{id}", put(upsert_user))
-        .route("/api/threads", post(create_thread))
-        .route("/api/threads/{id}/participants", post(add_participant))
-        .route("/api/threads/{id}/messages", get(thread_messages))
-        .route("/openapi.json", get(openapi))
+        .route("/users/{id}", put(upsert_user))
+        .route("/threads", post(create_thread))
+        .route("/threads/{id}/participants", post(add_participant))
+        .route("/threads/{id}/messages", get(thread_messages))
 }
 
 /// Creates or updates a user profile.
 #[utoipa::path(put, path = "/api/users/{id}", request_body = UserUpsert,
-    params(("id" = String, Path, description = "user id")),
+    params(("id" = String, Path, description = "user id", pattern = "^[A-Za-z0-9_.:-]{1,64}$")),
     responses((status = 200, body = UserView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn upsert_user(
+pub(super) async fn upsert_user(
     State(ctx): State<HttpContext>,
     ServiceCaller(actor): ServiceCaller,
     Path(id): Path<String>,
@@ -182,10 +168,10 @@ async fn upsert_user(
 
 /// Creates a thread with its participants.
 #[utoipa::path(post, path = "/api/threads", request_body = ThreadCreate,
-    responses((status = 201, body = ThreadCreated), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody),
+    responses((status = 201, body = ThreadCreated), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, description = "unknown participant ids", body = ErrorBody)),
     security(("bearer" = [])))]
-async fn create_thread(
+pub(super) async fn create_thread(
     State(ctx): State<HttpContext>,
     ServiceCaller(actor): ServiceCaller,
     Body(body): Body<ThreadCreate>,
@@ -207,10 +193,10 @@ async fn create_thread(
 
 /// Adds a participant to a thread (idempotent).
 #[utoipa::path(post, path = "/api/threads/{id}/participants", request_body = ParticipantAdd,
-    params(("id" = String, Path, description = "thread id")),
-    responses((status = 200, body = ParticipantAdd), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    params(("id" = String, Path, description = "thread id", pattern = "^[A-Za-z0-9_.:-]{1,64}$")),
+    responses((status = 200, body = ParticipantAdd), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn add_participant(
+pub(super) async fn add_participant(
     State(ctx): State<HttpContext>,
     ServiceCaller(actor): ServiceCaller,
     Path(id): Path<String>,
@@ -222,14 +208,14 @@ async fn add_participant(
 
 /// Full history with every receipt, for disputes.
 #[utoipa::path(get, path = "/api/threads/{id}/messages",
-    params(("id" = String, Path, description = "thread id"), HistoryQuery),
-    responses((status = 200, body = AdminHistory), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    params(("id" = String, Path, description = "thread id", pattern = "^[A-Za-z0-9_.:-]{1,64}$"), HistoryQuery),
+    responses((status = 200, body = AdminHistory), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn thread_messages(
+pub(super) async fn thread_messages(
     State(ctx): State<HttpContext>,
     ServiceCaller(actor): ServiceCaller,
     Path(id): Path<String>,
-    query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> Result<Json<AdminHistory>, ApiError> {
     let Query(q) = query?;
     let page = ctx
@@ -264,33 +250,4 @@ async fn thread_messages(
         messages,
         has_more: page.has_more,
     }))
-}
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-    }
-}
-
-/// The OpenAPI document of the service/admin API.
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "chat-host service API", description = "Users, threads and dispute history of chat-host."),
-    paths(upsert_user, create_thread, add_participant, thread_messages,
-        super::admin::list_plugins, super::admin::upload_plugin, super::admin::enable_plugin,
-        super::admin::disable_plugin, super::admin::configure_plugin, super::admin::remove_plugin,
-        super::admin::kv_get, super::admin::kv_put, super::admin::kv_delete,
-        super::admin::audit_trail, super::admin::audit_verify),
-    modifiers(&BearerAuth)
-)]
-struct ApiDoc;
-
-async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
 }

@@ -1,22 +1,25 @@
-//! HTTP: the service/admin API (`/api`), operations endpoints (`/healthz`,
-//! `/readyz`, `/metrics`) and the OpenAPI document (`/openapi.json`).
+//! HTTP: the service API (`/api`), the plugin and audit administration API
+//! (`/admin`), operations endpoints (`/healthz`, `/readyz`, `/metrics`) and the
+//! OpenAPI document (`/openapi.json`). Every path under `/api` and `/admin`,
+//! routed or not, passes the bearer gate first.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Router;
+use axum::middleware;
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::audit::AuditLog;
 use crate::auth::TokenVerifier;
 use crate::chat::ChatService;
-use crate::plugins::registry::PluginRegistry;
-use crate::plugins::sync::PluginSync;
+use crate::plugins::admin::PluginAdmin;
 
-mod admin;
 mod api;
 mod auth;
 mod error;
+mod openapi;
 mod ops;
+mod plugins;
 
 pub use error::ApiError;
 
@@ -25,25 +28,31 @@ pub use error::ApiError;
 pub struct HttpContext {
     /// The use cases.
     pub chat: Arc<ChatService>,
-    /// The loaded plugins.
-    pub plugins: Arc<PluginRegistry>,
-    /// Stores admin changes of plugins and announces them to every instance.
-    pub plugin_sync: Arc<PluginSync>,
-    /// The dispute audit trail.
-    pub audit: Arc<AuditLog>,
+    /// The plugin and audit administration service.
+    pub plugins: Arc<PluginAdmin>,
     /// Verifies admin JWTs used as bearer tokens.
     pub verifier: Arc<TokenVerifier>,
     /// The service bearer token.
     pub service_token: Arc<str>,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
+    /// When this instance started (the uptime metric).
+    pub started: Instant,
 }
 
 /// Every HTTP route of the server.
 pub fn router(ctx: HttpContext) -> Router {
+    let gate = middleware::from_fn_with_state(ctx.clone(), auth::require_service_caller);
     Router::new()
-        .merge(api::router())
-        .merge(admin::router())
+        .nest(
+            "/api",
+            api::router().fallback(error::no_route).layer(gate.clone()),
+        )
+        .nest(
+            "/admin",
+            plugins::router().fallback(error::no_route).layer(gate),
+        )
         .merge(ops::router())
+        .merge(openapi::router())
         .with_state(ctx)
 }

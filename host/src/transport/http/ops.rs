@@ -26,12 +26,8 @@ async fn healthz() -> Json<serde_json::Value> {
 }
 
 async fn readyz(State(ctx): State<HttpContext>) -> impl IntoResponse {
-    let (db, state) = tokio::join!(
-        tokio::time::timeout(PROBE_TIMEOUT, ctx.chat.store().ping()),
-        tokio::time::timeout(PROBE_TIMEOUT, ctx.chat.state().ping())
-    );
-    let db_ok = matches!(db, Ok(Ok(())));
-    let state_ok = matches!(state, Ok(Ok(())));
+    let ready = ctx.chat.readiness(PROBE_TIMEOUT).await;
+    let (db_ok, state_ok) = (ready.database, ready.state);
     let status = if db_ok && state_ok {
         StatusCode::OK
     } else {
@@ -45,6 +41,7 @@ async fn readyz(State(ctx): State<HttpContext>) -> impl IntoResponse {
 }
 
 async fn metrics(State(ctx): State<HttpContext>) -> impl IntoResponse {
+    metrics::gauge!("chat_uptime_seconds").set(ctx.started.elapsed().as_secs_f64());
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         ctx.metrics.render(),

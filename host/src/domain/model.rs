@@ -1,24 +1,24 @@
-//! Domain records and their wire (camelCase JSON) forms.
+//! Domain records and their wire (camelCase JSON) forms, and who acts.
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-/// A stored message id: increasing per cluster, sent as a decimal string.
-pub type MessageId = i64;
+use super::clock::{Millis, rfc3339};
+use super::ids::MessageId;
+use super::role::Role;
 
-/// Milliseconds since the Unix epoch, UTC.
-pub type Millis = i64;
+/// Identifies one socket of a user (the Socket.IO session id).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ConnectionId(pub String);
 
-/// The current time in milliseconds.
-pub fn now_ms() -> Millis {
-    Utc::now().timestamp_millis()
-}
-
-/// RFC 3339 UTC with milliseconds, e.g. `2026-11-25T09:00:00.123Z`.
-pub fn rfc3339(ms: Millis) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Millis, true)
+/// Who is acting: a user on one of their sockets, or the service API.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    /// User id (JWT `sub`), or `service` for the service token.
+    pub user_id: String,
+    /// Role from the token (it wins over the role of the stored profile).
+    pub role: Role,
+    /// The socket the action came from; it is left out of the action's broadcasts.
+    pub connection: Option<ConnectionId>,
 }
 
 /// A user's profile as the marketplace registered it.
@@ -30,8 +30,8 @@ pub struct UserProfile {
     pub display_name: String,
     /// Optional picture URL.
     pub avatar_url: Option<String>,
-    /// `client`, `freelancer` or `admin`.
-    pub role: String,
+    /// Marketplace role.
+    pub role: Role,
 }
 
 /// A participant of a thread with the profile fields shown in `chat:join`.
@@ -45,7 +45,7 @@ pub struct ParticipantProfile {
     /// Optional picture URL.
     pub avatar_url: Option<String>,
     /// Marketplace role.
-    pub role: String,
+    pub role: Role,
 }
 
 /// The slowly changing part of a thread: cached in the state store for 5 minutes.

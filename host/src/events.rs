@@ -1,5 +1,7 @@
-//! The event stream: every use case publishes what happened; a background task
-//! appends it to `chat:logs:events` off the hot path (bounded queue, overflow counted).
+//! The event bus: use cases and admin services publish what happened; a
+//! background task shows it to the observers (the events plugins) and appends it
+//! to the event stream (`chat:logs:events`), off the hot path (bounded queue,
+//! overflow counted).
 
 use std::sync::Arc;
 
@@ -7,7 +9,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::model::{MessageId, Millis, now_ms};
+use crate::domain::events::{ChatEvent, EventObserver};
 use crate::state::{StateStore, StreamEntry};
 
 /// Events waiting to be written before new ones are dropped (and counted).
@@ -15,82 +17,8 @@ const QUEUE_CAPACITY: usize = 10_000;
 /// Most events written in one round trip.
 const BATCH: usize = 256;
 
-/// Something that happened, for analytics and audit.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChatEvent {
-    /// `message_sent`, `message_read`, `thread_joined`, `user_online`, ...
-    pub kind: &'static str,
-    /// Who caused it.
-    pub user_id: String,
-    /// The thread, if any.
-    pub thread_id: Option<String>,
-    /// The message, if any.
-    pub message_id: Option<MessageId>,
-    /// The user an admin action was about, if any.
-    pub subject_id: Option<String>,
-    /// When.
-    pub at_ms: Millis,
-}
-
-impl ChatEvent {
-    /// An event of `kind` caused by `user` now.
-    pub fn new(kind: &'static str, user: &str) -> Self {
-        Self {
-            kind,
-            user_id: user.to_owned(),
-            thread_id: None,
-            message_id: None,
-            subject_id: None,
-            at_ms: now_ms(),
-        }
-    }
-
-    /// Sets the thread.
-    pub fn thread(mut self, thread: &str) -> Self {
-        self.thread_id = Some(thread.to_owned());
-        self
-    }
-
-    /// Sets the message.
-    pub fn message(mut self, id: MessageId) -> Self {
-        self.message_id = Some(id);
-        self
-    }
-
-    /// Sets the user an admin action was about.
-    pub fn subject(mut self, user: &str) -> Self {
-        self.subject_id = Some(user.to_owned());
-        self
-    }
-
-    fn to_entry(&self) -> StreamEntry {
-        let mut fields = vec![
-            ("userId".to_owned(), self.user_id.clone()),
-            ("at".to_owned(), self.at_ms.to_string()),
-        ];
-        if let Some(thread) = &self.thread_id {
-            fields.push(("threadId".into(), thread.clone()));
-        }
-        if let Some(id) = self.message_id {
-            fields.push(("messageId".into(), id.to_string()));
-        }
-        if let Some(subject) = &self.subject_id {
-            fields.push(("subjectId".into(), subject.clone()));
-        }
-        StreamEntry {
-            kind: self.kind.to_owned(),
-            fields,
-        }
-    }
-}
-
-/// Sees every event after it happened (e.g. the events plugins). Must not block.
-pub trait EventObserver: Send + Sync {
-    /// Called once per event by the writer task.
-    fn observe(&self, event: &ChatEvent);
-}
-
-/// Publishes events without ever blocking the caller.
+/// Publishes events without ever blocking the caller; clones share one queue.
+#[derive(Clone)]
 pub struct EventBus {
     tx: mpsc::Sender<ChatEvent>,
     stop: CancellationToken,
@@ -122,6 +50,27 @@ impl EventBus {
     }
 }
 
+/// The stream entry of an event: `type` plus the fields it carries.
+fn stream_entry(event: &ChatEvent) -> StreamEntry {
+    let mut fields = vec![
+        ("userId".to_owned(), event.user_id.clone()),
+        ("at".to_owned(), event.at_ms.to_string()),
+    ];
+    if let Some(thread) = &event.thread_id {
+        fields.push(("threadId".into(), thread.clone()));
+    }
+    if let Some(id) = event.message_id {
+        fields.push(("messageId".into(), id.to_string()));
+    }
+    if let Some(subject) = &event.subject_id {
+        fields.push(("subjectId".into(), subject.clone()));
+    }
+    StreamEntry {
+        kind: event.kind.as_str().to_owned(),
+        fields,
+    }
+}
+
 async fn write_events(
     mut rx: mpsc::Receiver<ChatEvent>,
     state: Arc<dyn StateStore>,
@@ -143,7 +92,7 @@ async fn write_events(
                 observer.observe(event);
             }
         }
-        let entries: Vec<StreamEntry> = batch.drain(..).map(|e| e.to_entry()).collect();
+        let entries: Vec<StreamEntry> = batch.drain(..).map(|e| stream_entry(&e)).collect();
         match state.append_events(&entries).await {
             Ok(()) => {
                 metrics::counter!("chat_events_written_total").increment(entries.len() as u64)
@@ -159,6 +108,7 @@ async fn write_events(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::events::EventKind;
     use crate::state::memory::MemoryState;
 
     #[tokio::test]
@@ -167,7 +117,7 @@ mod tests {
         let (bus, writer) = EventBus::start(state.clone(), Vec::new());
         for i in 0..600 {
             bus.publish(
-                ChatEvent::new("message_sent", "alice")
+                ChatEvent::new(EventKind::MessageSent, "alice")
                     .thread("t1")
                     .message(i),
             );

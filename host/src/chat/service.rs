@@ -1,15 +1,15 @@
-//! Use cases of the service/admin HTTP API: profiles, threads, participants and
+//! Use cases of the service API (`/api`): profiles, threads, participants and
 //! the full history with receipts for disputes. Each is an event on the stream.
 
 use rand::distr::{Alphanumeric, SampleString};
 use serde_json::Value;
 
-use super::events::ChatEvent;
-use super::model::{Millis, Page, UserProfile, now_ms};
-use super::policy::{Action, Request};
-use super::{Actor, ChatService, validate};
-use crate::auth::Role;
-use crate::error::ChatError;
+use super::error::ChatError;
+use super::{ChatService, validate};
+use crate::domain::events::{ChatEvent, EventKind};
+use crate::domain::model::{Page, UserProfile};
+use crate::domain::policy::Action;
+use crate::domain::{Actor, Millis, now_ms};
 use crate::store::{AddParticipant, CreateThread, MessageWithReceipts, NewThread};
 
 /// A created thread, as the API returns it.
@@ -43,18 +43,13 @@ impl ChatService {
         if let Some(url) = &user.avatar_url {
             text("avatarUrl", url, 2048)?;
         }
-        if Role::parse(&user.role).is_none() {
-            return Err(ChatError::invalid(
-                "role must be client, freelancer or admin",
-            ));
-        }
         self.store.upsert_user(&user, now_ms()).await?;
         // Cached thread metadata carries profiles: drop it for this user's threads.
         for thread in self.store.threads_of_user(&user.id).await? {
             self.threads.invalidate(&thread).await?;
         }
         self.events
-            .publish(ChatEvent::new("user_upserted", &actor.user_id).subject(&user.id));
+            .publish(ChatEvent::new(EventKind::UserUpserted, &actor.user_id).subject(&user.id));
         Ok(())
     }
 
@@ -92,7 +87,7 @@ impl ChatService {
             CreateThread::UnknownUsers(users) => return Err(ChatError::UnknownUsers(users)),
         }
         self.events
-            .publish(ChatEvent::new("thread_created", &actor.user_id).thread(&thread.id));
+            .publish(ChatEvent::new(EventKind::ThreadCreated, &actor.user_id).thread(&thread.id));
         Ok(CreatedThread {
             id: thread.id,
             title: thread.title,
@@ -123,7 +118,7 @@ impl ChatService {
         }
         self.threads.invalidate(thread).await?;
         self.events.publish(
-            ChatEvent::new("participant_added", &actor.user_id)
+            ChatEvent::new(EventKind::ParticipantAdded, &actor.user_id)
                 .thread(thread)
                 .subject(user),
         );
@@ -138,7 +133,6 @@ impl ChatService {
         before: Option<&str>,
         limit: Option<&str>,
     ) -> Result<Page<MessageWithReceipts>, ChatError> {
-        validate::id("threadId", thread)?;
         let before = before
             .map(|id| validate::message_id("beforeId", id))
             .transpose()?;
@@ -150,20 +144,13 @@ impl ChatService {
             })
             .transpose()?;
         let limit = validate::history_limit(limit.as_ref())?;
-        let meta = self.threads.require(thread).await?;
-        self.policy
-            .check_access(&Request {
-                action: Action::History,
-                actor,
-                thread: &meta,
-            })
-            .await?;
+        self.authorize(actor, Action::History, thread).await?;
         let page = self
             .store
             .history_with_receipts(thread, before, limit)
             .await?;
         self.events
-            .publish(ChatEvent::new("admin_viewed_thread", &actor.user_id).thread(thread));
+            .publish(ChatEvent::new(EventKind::AdminViewedThread, &actor.user_id).thread(thread));
         Ok(page)
     }
 }

@@ -1,0 +1,219 @@
+//! The plugin administration service: upload, enable, disable, configure and
+//! remove plugins, read and write their key-value entries, and read and verify
+//! the dispute audit trail. Every change is stored and announced to every
+//! instance ([`PluginSync`]) and published on the event stream; the HTTP layer
+//! only decodes and encodes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+
+use super::error::PluginError;
+use super::imports::{check_key, check_value};
+use super::loaded::LoadedPlugin;
+use super::manifest::{Manifest, is_valid_name};
+use super::registry::PluginRegistry;
+use super::sync::PluginSync;
+use crate::audit::{AuditLog, Verification};
+use crate::domain::events::{ChatEvent, EventKind};
+use crate::domain::{Actor, is_valid_id};
+use crate::events::EventBus;
+use crate::state::{KvValue, StateStore};
+use crate::store::AuditEntry;
+
+/// Administers the plugins of this instance and, through [`PluginSync`], of the cluster.
+pub struct PluginAdmin {
+    registry: Arc<PluginRegistry>,
+    sync: Arc<PluginSync>,
+    state: Arc<dyn StateStore>,
+    audit: Arc<AuditLog>,
+    events: EventBus,
+}
+
+impl PluginAdmin {
+    /// The service over these parts.
+    pub fn new(
+        registry: Arc<PluginRegistry>,
+        sync: Arc<PluginSync>,
+        state: Arc<dyn StateStore>,
+        audit: Arc<AuditLog>,
+        events: EventBus,
+    ) -> Self {
+        Self {
+            registry,
+            sync,
+            state,
+            audit,
+            events,
+        }
+    }
+
+    fn publish(&self, kind: EventKind, actor: &Actor, plugin: &str) {
+        self.events
+            .publish(ChatEvent::new(kind, &actor.user_id).subject(plugin));
+    }
+
+    /// The loaded plugins, in chain order.
+    pub fn list(&self) -> Vec<Arc<LoadedPlugin>> {
+        self.registry.snapshot().to_vec()
+    }
+
+    /// Loads a new version of `name` from its manifest (TOML) and component
+    /// (base64); a version that does not compile, link or instantiate is refused
+    /// and the old one keeps serving.
+    pub async fn upload(
+        &self,
+        actor: &Actor,
+        name: &str,
+        manifest: &str,
+        wasm_base64: &str,
+    ) -> Result<Arc<LoadedPlugin>, PluginError> {
+        let manifest = Manifest::parse(manifest)?;
+        if manifest.name != name {
+            return Err(PluginError::NameMismatch {
+                expected: name.to_owned(),
+                found: manifest.name,
+            });
+        }
+        let wasm = base64::engine::general_purpose::STANDARD
+            .decode(wasm_base64.trim())
+            .map_err(|e| PluginError::invalid(format!("wasmBase64 is not base64: {e}")))?;
+        let registry = self.registry.clone();
+        let plugin = tokio::task::spawn_blocking(move || registry.load(&wasm, manifest)).await??;
+        self.sync.saved(&plugin).await?;
+        self.publish(EventKind::PluginUploaded, actor, name);
+        Ok(plugin)
+    }
+
+    /// Switches a plugin on or off (it stays loaded).
+    pub async fn set_enabled(
+        &self,
+        actor: &Actor,
+        name: &str,
+        enabled: bool,
+    ) -> Result<Arc<LoadedPlugin>, PluginError> {
+        let plugin = self.change(name, move |m| m.enabled = enabled).await?;
+        let kind = if enabled {
+            EventKind::PluginEnabled
+        } else {
+            EventKind::PluginDisabled
+        };
+        self.publish(kind, actor, name);
+        Ok(plugin)
+    }
+
+    /// Replaces a plugin's configuration table.
+    pub async fn configure(
+        &self,
+        actor: &Actor,
+        name: &str,
+        config: BTreeMap<String, String>,
+    ) -> Result<Arc<LoadedPlugin>, PluginError> {
+        let plugin = self.change(name, move |m| m.config = config).await?;
+        self.publish(EventKind::PluginConfigured, actor, name);
+        Ok(plugin)
+    }
+
+    /// Unloads a plugin on every instance.
+    pub async fn remove(&self, actor: &Actor, name: &str) -> Result<(), PluginError> {
+        if !self.registry.remove(name) {
+            return Err(PluginError::NotFound(name.to_owned()));
+        }
+        self.sync.removed(name).await?;
+        self.publish(EventKind::PluginRemoved, actor, name);
+        Ok(())
+    }
+
+    async fn change(
+        &self,
+        name: &str,
+        edit: impl FnOnce(&mut Manifest) + Send + 'static,
+    ) -> Result<Arc<LoadedPlugin>, PluginError> {
+        let current = self
+            .registry
+            .get(name)
+            .ok_or_else(|| PluginError::NotFound(name.to_owned()))?;
+        let mut manifest = current.manifest.clone();
+        edit(&mut manifest);
+        let registry = self.registry.clone();
+        let plugin = tokio::task::spawn_blocking(move || registry.reconfigure(manifest)).await??;
+        self.sync.saved(&plugin).await?;
+        Ok(plugin)
+    }
+
+    /// Reads one key of a plugin's key-value store.
+    pub async fn kv_get(&self, name: &str, key: &str) -> Result<KvValue, PluginError> {
+        kv_address(name, key)?;
+        self.state
+            .kv_get(name, key)
+            .await?
+            .ok_or_else(|| PluginError::NotFound(format!("{name} has no key {key}")))
+    }
+
+    /// Writes one key of a plugin's key-value store (how an admin blocks a user or
+    /// puts a thread under audit); every instance forgets its cached read.
+    pub async fn kv_set(
+        &self,
+        actor: &Actor,
+        name: &str,
+        key: &str,
+        value: &str,
+        ttl: Option<Duration>,
+    ) -> Result<(), PluginError> {
+        kv_address(name, key)?;
+        check_value(value).map_err(PluginError::InvalidRequest)?;
+        self.state.kv_set(name, key, value, ttl).await?;
+        self.sync.kv_changed(name, key).await?;
+        self.publish(EventKind::PluginKvSet, actor, name);
+        Ok(())
+    }
+
+    /// Deletes one key of a plugin's key-value store.
+    pub async fn kv_delete(&self, actor: &Actor, name: &str, key: &str) -> Result<(), PluginError> {
+        kv_address(name, key)?;
+        self.state.kv_delete(name, key).await?;
+        self.sync.kv_changed(name, key).await?;
+        self.publish(EventKind::PluginKvDeleted, actor, name);
+        Ok(())
+    }
+
+    /// A thread's audit trail, oldest first.
+    pub async fn audit_trail(
+        &self,
+        actor: &Actor,
+        thread: &str,
+    ) -> Result<Vec<AuditEntry>, PluginError> {
+        thread_address(thread)?;
+        let entries = self.audit.entries(thread).await?;
+        self.events
+            .publish(ChatEvent::new(EventKind::AuditViewed, &actor.user_id).thread(thread));
+        Ok(entries)
+    }
+
+    /// Recomputes a thread's audit chain.
+    pub async fn audit_verify(&self, thread: &str) -> Result<Verification, PluginError> {
+        thread_address(thread)?;
+        Ok(self.audit.verify(thread).await?)
+    }
+}
+
+fn kv_address(name: &str, key: &str) -> Result<(), PluginError> {
+    if !is_valid_name(name) {
+        return Err(PluginError::invalid(format!(
+            "invalid plugin name {name:?}: use 1-64 chars of a-z 0-9 -"
+        )));
+    }
+    check_key(key).map_err(PluginError::InvalidRequest)
+}
+
+fn thread_address(thread: &str) -> Result<(), PluginError> {
+    if is_valid_id(thread) {
+        Ok(())
+    } else {
+        Err(PluginError::invalid(
+            "threadId must be 1-64 characters of A-Z a-z 0-9 _ . : -",
+        ))
+    }
+}
