@@ -9,7 +9,7 @@ use serde::Serialize;
 use sha2::Sha256;
 
 use crate::domain::now_ms;
-use crate::store::{AuditEntry, AuditHead, ChatStore, StoreError};
+use crate::store::{AuditChain, AuditEntry, AuditHead, StoreError};
 
 /// `prev_mac` of a thread's first entry.
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -45,7 +45,7 @@ pub struct Verification {
 
 /// Appends and verifies audit entries.
 pub struct AuditLog {
-    store: Arc<dyn ChatStore>,
+    store: Arc<dyn AuditChain>,
     key: Arc<[u8]>,
 }
 
@@ -55,7 +55,7 @@ fn hex(bytes: &[u8]) -> String {
 
 impl AuditLog {
     /// An audit log over `store`, keyed by `key`.
-    pub fn new(store: Arc<dyn ChatStore>, key: &[u8]) -> Self {
+    pub fn new(store: Arc<dyn AuditChain>, key: &[u8]) -> Self {
         Self {
             store,
             key: key.into(),

@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::events::{ChatEvent, EventObserver};
-use crate::state::{StateStore, StreamEntry};
+use crate::state::{EventStream, StreamEntry};
 
 /// Events waiting to be written before new ones are dropped (and counted).
 const QUEUE_CAPACITY: usize = 10_000;
@@ -28,7 +28,7 @@ impl EventBus {
     /// Starts the writer task that appends events to `state`'s stream and shows
     /// them to `observers`.
     pub fn start(
-        state: Arc<dyn StateStore>,
+        state: Arc<dyn EventStream>,
         observers: Vec<Arc<dyn EventObserver>>,
     ) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
@@ -73,7 +73,7 @@ fn stream_entry(event: &ChatEvent) -> StreamEntry {
 
 async fn write_events(
     mut rx: mpsc::Receiver<ChatEvent>,
-    state: Arc<dyn StateStore>,
+    state: Arc<dyn EventStream>,
     observers: Vec<Arc<dyn EventObserver>>,
     stop: CancellationToken,
 ) {

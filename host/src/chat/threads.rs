@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use super::error::ChatError;
 use crate::domain::model::ThreadMeta;
-use crate::state::StateStore;
-use crate::store::ChatStore;
+use crate::state::ThreadCache;
+use crate::store::Directory;
 
 /// How long thread metadata stays cached.
 pub const THREAD_META_TTL: Duration = Duration::from_secs(300);
@@ -14,13 +14,13 @@ pub const THREAD_META_TTL: Duration = Duration::from_secs(300);
 /// Reads thread metadata from the cache, falling back to the store. Cache
 /// failures only cost a database read; they never fail the action.
 pub struct ThreadDirectory {
-    store: Arc<dyn ChatStore>,
-    state: Arc<dyn StateStore>,
+    store: Arc<dyn Directory>,
+    state: Arc<dyn ThreadCache>,
 }
 
 impl ThreadDirectory {
     /// A directory over these backends.
-    pub fn new(store: Arc<dyn ChatStore>, state: Arc<dyn StateStore>) -> Self {
+    pub fn new(store: Arc<dyn Directory>, state: Arc<dyn ThreadCache>) -> Self {
         Self { store, state }
     }
 

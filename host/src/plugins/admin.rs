@@ -20,14 +20,14 @@ use crate::audit::{AuditLog, Verification};
 use crate::domain::events::{ChatEvent, EventKind};
 use crate::domain::{Actor, is_valid_id};
 use crate::events::EventBus;
-use crate::state::{KvValue, StateStore};
+use crate::state::{KvValue, PluginKv};
 use crate::store::AuditEntry;
 
 /// Administers the plugins of this instance and, through [`PluginSync`], of the cluster.
 pub struct PluginAdmin {
     registry: Arc<PluginRegistry>,
     sync: Arc<PluginSync>,
-    state: Arc<dyn StateStore>,
+    state: Arc<dyn PluginKv>,
     audit: Arc<AuditLog>,
     events: EventBus,
 }
@@ -37,7 +37,7 @@ impl PluginAdmin {
     pub fn new(
         registry: Arc<PluginRegistry>,
         sync: Arc<PluginSync>,
-        state: Arc<dyn StateStore>,
+        state: Arc<dyn PluginKv>,
         audit: Arc<AuditLog>,
         events: EventBus,
     ) -> Self {

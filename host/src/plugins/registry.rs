@@ -14,7 +14,7 @@ use super::loaded::LoadedPlugin;
 use super::manifest::Manifest;
 use super::store_data::PluginEnv;
 use crate::audit::AuditLog;
-use crate::state::StateStore;
+use crate::state::PluginKv;
 
 /// The chain as of one moment.
 pub type Snapshot = Arc<Vec<Arc<LoadedPlugin>>>;
@@ -23,7 +23,7 @@ pub type Snapshot = Arc<Vec<Arc<LoadedPlugin>>>;
 #[derive(Clone)]
 pub struct Services {
     /// Backs the plugins' key-value stores.
-    pub state: Arc<dyn StateStore>,
+    pub state: Arc<dyn PluginKv>,
     /// Backs `audit.append`.
     pub audit: Arc<AuditLog>,
     /// Drives the first instantiation of a plugin from synchronous loading code.

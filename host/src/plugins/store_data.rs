@@ -14,7 +14,7 @@ use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiVie
 
 use super::kv_cache::KvCache;
 use crate::audit::AuditLog;
-use crate::state::StateStore;
+use crate::state::PluginKv;
 
 /// Host services of one plugin, shared by all its instances.
 pub struct PluginEnv {
@@ -23,7 +23,7 @@ pub struct PluginEnv {
     /// The manifest's `[config]` table.
     pub config: BTreeMap<String, String>,
     /// Backs the plugin's key-value store.
-    pub state: Arc<dyn StateStore>,
+    pub state: Arc<dyn PluginKv>,
     /// Recent reads and writes of that store.
     pub kv_cache: KvCache,
     /// Backs `audit.append`.

@@ -17,14 +17,14 @@ use super::loaded::LoadedPlugin;
 use super::manifest::Manifest;
 use super::registry::PluginRegistry;
 use crate::domain::now_ms;
-use crate::state::StateStore;
-use crate::store::{ChatStore, StoredPlugin};
+use crate::state::PluginChanges;
+use crate::store::{PluginArchive, StoredPlugin};
 
 /// Keeps the registries of all instances in step.
 pub struct PluginSync {
     registry: Arc<PluginRegistry>,
-    store: Arc<dyn ChatStore>,
-    state: Arc<dyn StateStore>,
+    store: Arc<dyn PluginArchive>,
+    state: Arc<dyn PluginChanges>,
     /// Tags this instance's announcements, so it skips its own.
     instance: String,
 }
@@ -33,8 +33,8 @@ impl PluginSync {
     /// Sync for `registry` over these backends.
     pub fn new(
         registry: Arc<PluginRegistry>,
-        store: Arc<dyn ChatStore>,
-        state: Arc<dyn StateStore>,
+        store: Arc<dyn PluginArchive>,
+        state: Arc<dyn PluginChanges>,
     ) -> Self {
         let instance = Alphanumeric.sample_string(&mut rand::rng(), 12);
         Self {

@@ -13,7 +13,7 @@ use crate::audit::AuditLog;
 use crate::domain::model::{ParticipantProfile, ThreadMeta};
 use crate::domain::policy::{Action, HookVerdict, Policy, Request, Verdict};
 use crate::domain::{Actor, Role};
-use crate::state::StateStore;
+use crate::state::PluginKv;
 use crate::state::memory::MemoryState;
 use crate::store::sql::SqlStore;
 use crate::testing::{plugin_dir, temp_dir};

@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::memory::MemoryState;
 use super::redis::RedisState;
 use super::{KvValue, OFFLINE_QUEUE_MAX, RateDecision, StateStore};
+use crate::state::EventStream;
 use crate::testing::{redis_url, unique};
 
 /// A backend under test.

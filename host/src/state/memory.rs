@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::{
-    EVENT_STREAM_MAX, KvValue, OFFLINE_QUEUE_MAX, OFFLINE_QUEUE_TTL, OfflineBatch, RateDecision,
-    StateError, StateResult, StateStore, StreamEntry,
+    EVENT_STREAM_MAX, EventStream, KvValue, OFFLINE_QUEUE_MAX, OFFLINE_QUEUE_TTL, OfflineBatch,
+    OfflineQueues, PluginChanges, PluginKv, Presence, RateDecision, RateLimits, StateError,
+    StateResult, StateStore, StreamEntry, ThreadCache, Typing,
 };
 
 /// A value that disappears at `expires`.
@@ -75,11 +76,7 @@ impl MemoryState {
 }
 
 #[async_trait]
-impl StateStore for MemoryState {
-    async fn ping(&self) -> StateResult<()> {
-        Ok(())
-    }
-
+impl Presence for MemoryState {
     async fn presence_connect(&self, user: &str, ttl: Duration) -> StateResult<i64> {
         Ok(self.with(|s| {
             let count = s
@@ -131,7 +128,10 @@ impl StateStore for MemoryState {
                 .collect()
         }))
     }
+}
 
+#[async_trait]
+impl Typing for MemoryState {
     async fn typing_start(&self, thread: &str, user: &str, ttl: Duration) -> StateResult<()> {
         self.with(|s| {
             s.typing.retain(|_, e| e.live());
@@ -148,7 +148,10 @@ impl StateStore for MemoryState {
                 .is_some_and(|e| e.live())
         }))
     }
+}
 
+#[async_trait]
+impl OfflineQueues for MemoryState {
     async fn offline_push(&self, users: &[String], thread: &str, message: &str) -> StateResult<()> {
         self.with(|s| {
             for user in users {
@@ -185,7 +188,10 @@ impl StateStore for MemoryState {
             }),
         )
     }
+}
 
+#[async_trait]
+impl RateLimits for MemoryState {
     async fn rate_limit_hit(
         &self,
         user: &str,
@@ -213,7 +219,10 @@ impl StateStore for MemoryState {
             }
         }))
     }
+}
 
+#[async_trait]
+impl ThreadCache for MemoryState {
     async fn thread_meta_get(&self, thread: &str) -> StateResult<Option<String>> {
         Ok(self.with(|s| {
             s.thread_meta
@@ -236,7 +245,10 @@ impl StateStore for MemoryState {
         self.with(|s| s.thread_meta.remove(thread));
         Ok(())
     }
+}
 
+#[async_trait]
+impl EventStream for MemoryState {
     async fn append_events(&self, entries: &[StreamEntry]) -> StateResult<()> {
         self.with(|s| {
             s.events.extend(entries.iter().cloned());
@@ -245,7 +257,10 @@ impl StateStore for MemoryState {
         });
         Ok(())
     }
+}
 
+#[async_trait]
+impl PluginKv for MemoryState {
     async fn kv_get(&self, plugin: &str, key: &str) -> StateResult<Option<KvValue>> {
         Ok(self.with(|s| {
             live_kv(s, plugin, key).map(|(value, expires)| KvValue {
@@ -303,6 +318,17 @@ impl StateStore for MemoryState {
         })
     }
 
+    async fn kv_delete(&self, plugin: &str, key: &str) -> StateResult<bool> {
+        Ok(self.with(|s| {
+            let live = live_kv(s, plugin, key).is_some();
+            s.kv.remove(&(plugin.to_owned(), key.to_owned()));
+            live
+        }))
+    }
+}
+
+#[async_trait]
+impl PluginChanges for MemoryState {
     async fn publish_plugin_change(&self, message: &str) -> StateResult<()> {
         let mut listeners = self
             .plugin_listeners
@@ -320,13 +346,12 @@ impl StateStore for MemoryState {
             .push(tx);
         rx
     }
+}
 
-    async fn kv_delete(&self, plugin: &str, key: &str) -> StateResult<bool> {
-        Ok(self.with(|s| {
-            let live = live_kv(s, plugin, key).is_some();
-            s.kv.remove(&(plugin.to_owned(), key.to_owned()));
-            live
-        }))
+#[async_trait]
+impl StateStore for MemoryState {
+    async fn ping(&self) -> StateResult<()> {
+        Ok(())
     }
 }
 

@@ -74,12 +74,10 @@ pub struct KvValue {
     pub ttl: Option<Duration>,
 }
 
-/// The realtime state store.
+/// Who is online: connections counted per user across instances, with a TTL
+/// that each instance refreshes for its own users.
 #[async_trait]
-pub trait StateStore: Send + Sync + 'static {
-    /// Checks the backend answers.
-    async fn ping(&self) -> StateResult<()>;
-
+pub trait Presence: Send + Sync + 'static {
     /// Counts one more connection of `user`; returns the cluster-wide count.
     async fn presence_connect(&self, user: &str, ttl: Duration) -> StateResult<i64>;
     /// Counts one connection less; returns the remaining count (0 = offline).
@@ -89,18 +87,30 @@ pub trait StateStore: Send + Sync + 'static {
     async fn presence_refresh(&self, users: &[(String, i64)], ttl: Duration) -> StateResult<()>;
     /// Whether each user has at least one connection.
     async fn presence_online(&self, users: &[String]) -> StateResult<Vec<bool>>;
+}
 
+/// Who is typing in a thread, for a short TTL.
+#[async_trait]
+pub trait Typing: Send + Sync + 'static {
     /// Marks `user` typing in `thread` for `ttl`.
     async fn typing_start(&self, thread: &str, user: &str, ttl: Duration) -> StateResult<()>;
     /// Clears the typing mark; true if one was set.
     async fn typing_stop(&self, thread: &str, user: &str) -> StateResult<bool>;
+}
 
+/// Per-user queues of the messages sent while the user had no socket.
+#[async_trait]
+pub trait OfflineQueues: Send + Sync + 'static {
     /// Appends a message of `thread` to each user's offline queue (trimmed to the newest
     /// [`OFFLINE_QUEUE_MAX`]; overflowing threads are remembered for `chat:resync`).
     async fn offline_push(&self, users: &[String], thread: &str, message: &str) -> StateResult<()>;
     /// Takes and removes a user's whole offline queue.
     async fn offline_drain(&self, user: &str) -> StateResult<OfflineBatch>;
+}
 
+/// Sliding-window action counters.
+#[async_trait]
+pub trait RateLimits: Send + Sync + 'static {
     /// Counts one action of `user` in an exact sliding window of `window`,
     /// allowing at most `limit` actions per window.
     async fn rate_limit_hit(
@@ -109,17 +119,29 @@ pub trait StateStore: Send + Sync + 'static {
         limit: u32,
         window: Duration,
     ) -> StateResult<RateDecision>;
+}
 
+/// Cached thread metadata (JSON), so a send does not read the database.
+#[async_trait]
+pub trait ThreadCache: Send + Sync + 'static {
     /// Reads cached thread metadata (JSON).
     async fn thread_meta_get(&self, thread: &str) -> StateResult<Option<String>>;
     /// Caches thread metadata (JSON) for `ttl`.
     async fn thread_meta_put(&self, thread: &str, json: &str, ttl: Duration) -> StateResult<()>;
     /// Drops cached thread metadata.
     async fn thread_meta_invalidate(&self, thread: &str) -> StateResult<()>;
+}
 
+/// The capped analytics and audit event stream.
+#[async_trait]
+pub trait EventStream: Send + Sync + 'static {
     /// Appends entries to the capped event stream.
     async fn append_events(&self, entries: &[StreamEntry]) -> StateResult<()>;
+}
 
+/// The plugins' key-value store, namespaced per plugin.
+#[async_trait]
+pub trait PluginKv: Send + Sync + 'static {
     /// Reads a plugin's key and the time it has left.
     async fn kv_get(&self, plugin: &str, key: &str) -> StateResult<Option<KvValue>>;
     /// Writes a plugin's key, with an optional TTL.
@@ -141,9 +163,32 @@ pub trait StateStore: Send + Sync + 'static {
     ) -> StateResult<i64>;
     /// Deletes a plugin's key; true if it existed.
     async fn kv_delete(&self, plugin: &str, key: &str) -> StateResult<bool>;
+}
 
+/// Plugin change announcements between the instances of a cluster.
+#[async_trait]
+pub trait PluginChanges: Send + Sync + 'static {
     /// Announces a plugin change to every instance of the cluster.
     async fn publish_plugin_change(&self, message: &str) -> StateResult<()>;
     /// Announcements of every instance (this one included), from now on.
     fn plugin_changes(&self) -> tokio::sync::mpsc::UnboundedReceiver<String>;
+}
+
+/// The realtime state store: every role, implemented by each backend
+/// (Redis and memory). Use cases that need several roles take this; the
+/// others take the one role they use.
+#[async_trait]
+pub trait StateStore:
+    Presence
+    + Typing
+    + OfflineQueues
+    + RateLimits
+    + ThreadCache
+    + EventStream
+    + PluginKv
+    + PluginChanges
+    + 'static
+{
+    /// Checks the backend answers.
+    async fn ping(&self) -> StateResult<()>;
 }

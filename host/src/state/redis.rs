@@ -10,8 +10,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, RedisError, Script};
 
 use super::{
-    EVENT_STREAM_MAX, KvValue, OFFLINE_QUEUE_MAX, OFFLINE_QUEUE_TTL, OfflineBatch, RateDecision,
-    StateError, StateResult, StateStore, StreamEntry,
+    EVENT_STREAM_MAX, EventStream, KvValue, OFFLINE_QUEUE_MAX, OFFLINE_QUEUE_TTL, OfflineBatch,
+    OfflineQueues, PluginChanges, PluginKv, Presence, RateDecision, RateLimits, StateError,
+    StateResult, StateStore, StreamEntry, ThreadCache, Typing,
 };
 
 /// Pub/sub channel of plugin changes.
@@ -145,15 +146,7 @@ impl RedisState {
 }
 
 #[async_trait]
-impl StateStore for RedisState {
-    async fn ping(&self) -> StateResult<()> {
-        redis::cmd("PING")
-            .query_async::<String>(&mut self.conn())
-            .await
-            .map(drop)
-            .map_err(err)
-    }
-
+impl Presence for RedisState {
     async fn presence_connect(&self, user: &str, ttl: Duration) -> StateResult<i64> {
         let key = presence_key(user);
         let (count, _): (i64, bool) = redis::pipe()
@@ -200,7 +193,10 @@ impl StateStore for RedisState {
             .map_err(err)?;
         Ok(counts.into_iter().map(|c| c.unwrap_or(0) > 0).collect())
     }
+}
 
+#[async_trait]
+impl Typing for RedisState {
     async fn typing_start(&self, thread: &str, user: &str, ttl: Duration) -> StateResult<()> {
         self.conn()
             .pset_ex::<_, _, ()>(typing_key(thread, user), 1, millis(ttl))
@@ -216,7 +212,10 @@ impl StateStore for RedisState {
             .map_err(err)?;
         Ok(removed > 0)
     }
+}
 
+#[async_trait]
+impl OfflineQueues for RedisState {
     async fn offline_push(
         &self,
         users: &[String],
@@ -254,7 +253,10 @@ impl StateStore for RedisState {
             resync_threads,
         })
     }
+}
 
+#[async_trait]
+impl RateLimits for RedisState {
     async fn rate_limit_hit(
         &self,
         user: &str,
@@ -278,7 +280,10 @@ impl StateStore for RedisState {
             },
         })
     }
+}
 
+#[async_trait]
+impl ThreadCache for RedisState {
     async fn thread_meta_get(&self, thread: &str) -> StateResult<Option<String>> {
         self.conn().get(thread_meta_key(thread)).await.map_err(err)
     }
@@ -296,7 +301,10 @@ impl StateStore for RedisState {
             .await
             .map_err(err)
     }
+}
 
+#[async_trait]
+impl EventStream for RedisState {
     async fn append_events(&self, entries: &[StreamEntry]) -> StateResult<()> {
         if entries.is_empty() {
             return Ok(());
@@ -319,7 +327,10 @@ impl StateStore for RedisState {
         }
         pipe.query_async::<()>(&mut self.conn()).await.map_err(err)
     }
+}
 
+#[async_trait]
+impl PluginKv for RedisState {
     async fn kv_get(&self, plugin: &str, key: &str) -> StateResult<Option<KvValue>> {
         let key = plugin_kv_key(plugin, key);
         // PTTL: milliseconds left, -1 without a TTL, -2 for a missing key.
@@ -373,6 +384,18 @@ impl StateStore for RedisState {
             .map_err(err)
     }
 
+    async fn kv_delete(&self, plugin: &str, key: &str) -> StateResult<bool> {
+        let removed: i64 = self
+            .conn()
+            .del(plugin_kv_key(plugin, key))
+            .await
+            .map_err(err)?;
+        Ok(removed > 0)
+    }
+}
+
+#[async_trait]
+impl PluginChanges for RedisState {
     async fn publish_plugin_change(&self, message: &str) -> StateResult<()> {
         self.conn()
             .publish::<_, _, i64>(PLUGIN_CHANNEL, message)
@@ -409,13 +432,15 @@ impl StateStore for RedisState {
         });
         rx
     }
+}
 
-    async fn kv_delete(&self, plugin: &str, key: &str) -> StateResult<bool> {
-        let removed: i64 = self
-            .conn()
-            .del(plugin_kv_key(plugin, key))
+#[async_trait]
+impl StateStore for RedisState {
+    async fn ping(&self) -> StateResult<()> {
+        redis::cmd("PING")
+            .query_async::<String>(&mut self.conn())
             .await
-            .map_err(err)?;
-        Ok(removed > 0)
+            .map(drop)
+            .map_err(err)
     }
 }

@@ -181,11 +181,9 @@ pub struct StoredPlugin {
     pub wasm: Vec<u8>,
 }
 
-/// The durable chat store.
+/// Users, threads and their participants.
 #[async_trait]
-pub trait ChatStore: Send + Sync + 'static {
-    /// Checks the database answers.
-    async fn ping(&self) -> StoreResult<()>;
+pub trait Directory: Send + Sync + 'static {
     /// Creates or updates a user profile.
     async fn upsert_user(&self, user: &UserProfile, now: Millis) -> StoreResult<()>;
     /// Creates a thread with its participants, atomically.
@@ -199,6 +197,13 @@ pub trait ChatStore: Send + Sync + 'static {
     ) -> StoreResult<AddParticipant>;
     /// Title and participant profiles, or `None` if the thread does not exist.
     async fn thread_meta(&self, thread: &str) -> StoreResult<Option<ThreadMeta>>;
+    /// Ids of the threads `user` takes part in.
+    async fn threads_of_user(&self, user: &str) -> StoreResult<Vec<String>>;
+}
+
+/// Messages, their receipts and the participants' read marks.
+#[async_trait]
+pub trait Messages: Send + Sync + 'static {
     /// Last message, unread count of `user` and every participant's last-read mark.
     async fn thread_activity(&self, thread: &str, user: &str) -> StoreResult<ThreadActivity>;
     /// The message `sender` stored under `client_message_id`, if any.
@@ -244,9 +249,11 @@ pub trait ChatStore: Send + Sync + 'static {
         before: Option<MessageId>,
         limit: u32,
     ) -> StoreResult<Page<MessageWithReceipts>>;
-    /// Ids of the threads `user` takes part in.
-    async fn threads_of_user(&self, user: &str) -> StoreResult<Vec<String>>;
+}
 
+/// The tamper-evident audit entries of threads under audit, with their sealed heads.
+#[async_trait]
+pub trait AuditChain: Send + Sync + 'static {
     /// The newest audit entry of a thread.
     async fn audit_tail(&self, thread: &str) -> StoreResult<Option<AuditEntry>>;
     /// Appends an entry and moves the head, atomically; false if `entry.seq` is taken.
@@ -255,7 +262,11 @@ pub trait ChatStore: Send + Sync + 'static {
     async fn audit_entries(&self, thread: &str) -> StoreResult<Vec<AuditEntry>>;
     /// The sealed head of a thread's chain.
     async fn audit_head(&self, thread: &str) -> StoreResult<Option<AuditHead>>;
+}
 
+/// Plugins uploaded through the admin API, which every instance loads.
+#[async_trait]
+pub trait PluginArchive: Send + Sync + 'static {
     /// Stores (or replaces) a plugin.
     async fn plugin_save(&self, plugin: &StoredPlugin, now: Millis) -> StoreResult<()>;
     /// Deletes a stored plugin; true if it existed.
@@ -264,4 +275,13 @@ pub trait ChatStore: Send + Sync + 'static {
     async fn plugin_get(&self, name: &str) -> StoreResult<Option<StoredPlugin>>;
     /// Every stored plugin.
     async fn plugin_list(&self) -> StoreResult<Vec<StoredPlugin>>;
+}
+
+/// The durable chat store: every role, implemented by each backend (MySQL
+/// and SQLite, one SQL implementation). Use cases that need several roles
+/// take this; the others take the one role they use.
+#[async_trait]
+pub trait ChatStore: Directory + Messages + AuditChain + PluginArchive + 'static {
+    /// Checks the database answers.
+    async fn ping(&self) -> StoreResult<()>;
 }

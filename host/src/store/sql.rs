@@ -10,9 +10,9 @@ use sqlx::{AnyPool, AssertSqlSafe, Executor, Row};
 
 use super::dialect::Dialect;
 use super::{
-    AddParticipant, AuditEntry, AuditHead, ChatStore, CreateThread, InsertMessage, MarkRead,
-    MessageWithReceipts, NewMessage, NewReceipt, NewThread, StoreError, StoreResult, StoredPlugin,
-    ThreadActivity,
+    AddParticipant, AuditChain, AuditEntry, AuditHead, ChatStore, CreateThread, Directory,
+    InsertMessage, MarkRead, MessageWithReceipts, Messages, NewMessage, NewReceipt, NewThread,
+    PluginArchive, StoreError, StoreResult, StoredPlugin, ThreadActivity,
 };
 use crate::domain::model::{Message, Page, ParticipantProfile, Receipt, ThreadMeta, UserProfile};
 use crate::domain::{MessageId, Millis, Role};
@@ -181,15 +181,7 @@ pub fn redact(url: &str) -> String {
 }
 
 #[async_trait]
-impl ChatStore for SqlStore {
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(drop)
-            .map_err(err)
-    }
-
+impl Directory for SqlStore {
     async fn upsert_user(&self, user: &UserProfile, now: Millis) -> StoreResult<()> {
         sqlx::query(self.dialect.upsert_user())
             .bind(&user.id)
@@ -335,6 +327,21 @@ impl ChatStore for SqlStore {
         }))
     }
 
+    async fn threads_of_user(&self, user: &str) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query("SELECT thread_id FROM chat_participant WHERE user_id = ?")
+            .bind(user)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        rows.iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()
+            .map_err(err)
+    }
+}
+
+#[async_trait]
+impl Messages for SqlStore {
     async fn thread_activity(&self, thread: &str, user: &str) -> StoreResult<ThreadActivity> {
         let rows = sqlx::query(
             "SELECT user_id, last_read_message_id FROM chat_participant WHERE thread_id = ?",
@@ -647,19 +654,10 @@ impl ChatStore for SqlStore {
             has_more: page.has_more,
         })
     }
+}
 
-    async fn threads_of_user(&self, user: &str) -> StoreResult<Vec<String>> {
-        let rows = sqlx::query("SELECT thread_id FROM chat_participant WHERE user_id = ?")
-            .bind(user)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(err)?;
-        rows.iter()
-            .map(|r| r.try_get(0))
-            .collect::<Result<_, _>>()
-            .map_err(err)
-    }
-
+#[async_trait]
+impl AuditChain for SqlStore {
     async fn audit_tail(&self, thread: &str) -> StoreResult<Option<AuditEntry>> {
         let sql = format!(
             "SELECT {AUDIT_COLUMNS} FROM chat_audit_entry WHERE thread_id = ? ORDER BY seq DESC LIMIT 1"
@@ -738,7 +736,10 @@ impl ChatStore for SqlStore {
         .transpose()
         .map_err(err)
     }
+}
 
+#[async_trait]
+impl PluginArchive for SqlStore {
     async fn plugin_save(&self, plugin: &StoredPlugin, now: Millis) -> StoreResult<()> {
         sqlx::query(self.dialect.upsert_plugin())
             .bind(&plugin.name)
@@ -791,6 +792,17 @@ impl ChatStore for SqlStore {
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
+            .map_err(err)
+    }
+}
+
+#[async_trait]
+impl ChatStore for SqlStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(drop)
             .map_err(err)
     }
 }
