@@ -40,6 +40,18 @@ describe('HTTP API: bearer authentication', () => {
     }
   });
 
+  it('the gate holds for the whole /api and /admin prefixes: an unknown path is 401 without a token, 404 with one', async () => {
+    for (const path of ['/admin', '/admin/', `/admin/nothing-${rid('x')}`, '/api/', `/api/nothing-${rid('x')}`, '/api/users']) {
+      assertHttpError(await request(server, 'GET', path, { token: null }), 401, 'unauthorized');
+      assertHttpError(await request(server, 'GET', path), 404, 'not_found');
+    }
+  });
+
+  it('the Bearer scheme is case-insensitive (RFC 9110)', async () => {
+    const res = await request(server, 'GET', '/admin/plugins', { authorization: `bearer ${server.serviceToken}` });
+    assert.equal(res.status, 200, res.text);
+  });
+
   it('a wrong service token, a non-Bearer scheme, a forged or expired JWT are 401', async () => {
     const bad = [
       { token: 'not-the-service-token' },
@@ -314,6 +326,19 @@ describe('HTTP API: operations endpoints (no token)', () => {
   it('GET /readyz is 200 with both stores up', async () => {
     const res = await request(server, 'GET', '/readyz', { token: null });
     assert.equal(res.status, 200, res.text);
+  });
+
+  it('GET /metrics of a fresh instance has samples: build info, uptime, connected sockets', async () => {
+    const fresh = await startServer({ label: 'http-api-fresh-metrics' });
+    try {
+      const res = await request(fresh, 'GET', '/metrics', { token: null });
+      assert.equal(res.status, 200);
+      assert.match(res.text, /^chat_build_info\{version="[^"]+"\} 1$/m, res.text);
+      assert.match(res.text, /^chat_uptime_seconds \d+(\.\d+)?(e[-+]?\d+)?$/m, res.text);
+      assert.match(res.text, /^chat_connections 0$/m, res.text);
+    } finally {
+      await fresh.stop();
+    }
   });
 
   it('GET /metrics is Prometheus text with # TYPE lines', async () => {

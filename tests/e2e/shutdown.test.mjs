@@ -9,6 +9,7 @@ import { after, describe, it } from 'node:test';
 import { closeAll } from './lib/client.mjs';
 import { backend, needsMysqlRedis } from './lib/config.mjs';
 import { assertTimestamp, cast, online, onlineIn, participant } from './lib/fixtures.mjs';
+import { PluginDir, auditTrail, kvSet } from './lib/plugins.mjs';
 import { newSecrets, startServer } from './lib/server.mjs';
 
 const started = [];
@@ -53,6 +54,37 @@ describe('graceful shutdown (SIGTERM)', () => {
     } finally {
       await second.stop();
       if (backend === 'embedded' && first.dataDir) rmSync(first.dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('the events plugins drain before exit: the audit row of a send acked just before SIGTERM is there after a restart', async () => {
+    const secrets = newSecrets();
+    const dir = new PluginDir({ 'dispute-audit': {} });
+    const env = { CHAT_PLUGIN_DIR: dir.path };
+    const first = await start({ label: 'shutdown-audit-first', secrets, env });
+    try {
+      const { client, thread } = await cast(first);
+      await kvSet(first, 'dispute-audit', `audit:${thread.id}`, 'D-1');
+      const c = await online(first, client);
+      const sent = [];
+      for (let i = 0; i < 20; i++) sent.push(await c.send(thread.id, `evidence ${i}`));
+      // No waiting for the audit rows: SIGTERM right after the last ack.
+      const exit = await first.stop({ removeData: false });
+      assert.equal(exit.code, 0, `exit code 0 (got ${exit.code}, signal ${exit.signal})\n${first.logs()}`);
+      await c.close();
+
+      const second = await start({ label: 'shutdown-audit-second', secrets, env, dataDir: first.dataDir ?? undefined });
+      try {
+        const audited = (await auditTrail(second, thread.id))
+          .filter((e) => e.kind === 'message_sent')
+          .map((e) => JSON.parse(e.detail).message);
+        assert.deepEqual(audited, sent.map((m) => m.id), 'every acked send has its audit row, in order');
+      } finally {
+        await second.stop();
+      }
+    } finally {
+      if (backend === 'embedded' && first.dataDir) rmSync(first.dataDir, { recursive: true, force: true });
+      dir.remove();
     }
   });
 

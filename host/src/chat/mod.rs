@@ -24,6 +24,9 @@ pub mod threads;
 pub mod typing;
 pub mod validate;
 
+#[cfg(test)]
+mod tests;
+
 use error::ChatError;
 use fanout::Fanout;
 use policy::PolicyChain;

@@ -1,5 +1,5 @@
 //! The bearer gate of `/api` and `/admin`: the service token or an admin JWT.
-//! It runs before routing inside those prefixes, so an unknown path answers 401
+//! It runs before routing, so an unknown path under those prefixes answers 401
 //! to a caller without a token, like a known one.
 
 use axum::extract::{FromRequestParts, Request, State};
@@ -60,13 +60,26 @@ fn caller(parts: &Parts, ctx: &HttpContext) -> Result<Actor, ApiError> {
     })
 }
 
-/// Middleware: refuses the request unless it carries the service token or an
-/// admin JWT; hands the caller to the handler.
+/// The path prefixes behind the gate.
+const GATED: [&str; 2] = ["/api", "/admin"];
+
+fn gated(path: &str) -> bool {
+    GATED.iter().any(|prefix| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
+}
+
+/// Middleware: under `/api` and `/admin`, refuses the request unless it carries
+/// the service token or an admin JWT, and hands the caller to the handler.
 pub(super) async fn require_service_caller(
     State(ctx): State<HttpContext>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
+    if !gated(request.uri().path()) {
+        return Ok(next.run(request).await);
+    }
     let (mut parts, body) = request.into_parts();
     let actor = caller(&parts, &ctx)?;
     parts.extensions.insert(ServiceCaller(actor));

@@ -149,7 +149,7 @@ impl IntoResponse for ApiError {
 #[from_request(via(Json), rejection(ApiError))]
 pub struct Body<T>(pub T);
 
-/// The answer of an unknown path under `/api` or `/admin` (after the bearer gate).
+/// The answer of an unknown path (under `/api` and `/admin`, after the bearer gate).
 pub(super) async fn no_route() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such route")
 }

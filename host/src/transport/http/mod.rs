@@ -1,7 +1,8 @@
 //! HTTP: the service API (`/api`), the plugin and audit administration API
 //! (`/admin`), operations endpoints (`/healthz`, `/readyz`, `/metrics`) and the
 //! OpenAPI document (`/openapi.json`). Every path under `/api` and `/admin`,
-//! routed or not, passes the bearer gate first.
+//! routed or not (with or without a trailing slash), passes the bearer gate
+//! first; an unknown path then answers 404.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -44,14 +45,10 @@ pub struct HttpContext {
 pub fn router(ctx: HttpContext) -> Router {
     let gate = middleware::from_fn_with_state(ctx.clone(), auth::require_service_caller);
     Router::new()
-        .nest(
-            "/api",
-            api::router().fallback(error::no_route).layer(gate.clone()),
-        )
-        .nest(
-            "/admin",
-            plugins::router().fallback(error::no_route).layer(gate),
-        )
+        .nest("/api", api::router())
+        .nest("/admin", plugins::router())
+        .fallback(error::no_route)
+        .layer(gate)
         .merge(ops::router())
         .merge(openapi::router())
         .with_state(ctx)

@@ -1,0 +1,501 @@
+//! The use cases on the embedded backends (a fresh SQLite file, the memory
+//! state) with a fan-out that records what would reach which rooms.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+use super::error::ChatError;
+use super::fanout::{Fanout, thread_room, user_room};
+use super::policy::PolicyChain;
+use super::{ChatService, Limits};
+use crate::domain::model::{MessageView, UserProfile};
+use crate::domain::server_events::ServerEvent;
+use crate::domain::{Actor, ConnectionId, Role};
+use crate::events::EventBus;
+use crate::state::memory::MemoryState;
+use crate::store::sql::SqlStore;
+use crate::testing::temp_dir;
+
+/// One recorded broadcast.
+#[derive(Debug, Clone)]
+struct Emitted {
+    rooms: Vec<String>,
+    except: Option<ConnectionId>,
+    event: ServerEvent,
+}
+
+/// A [`Fanout`] that records every broadcast.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<Emitted>>);
+
+#[async_trait]
+impl Fanout for Recorder {
+    async fn emit(&self, rooms: Vec<String>, except: Option<&ConnectionId>, event: &ServerEvent) {
+        self.0.lock().unwrap().push(Emitted {
+            rooms,
+            except: except.cloned(),
+            event: event.clone(),
+        });
+    }
+}
+
+impl Recorder {
+    /// Takes what was recorded so far.
+    fn take(&self) -> Vec<Emitted> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+/// A service with two users in one thread, and a third user outside it.
+struct World {
+    chat: ChatService,
+    fanout: Arc<Recorder>,
+    state: Arc<MemoryState>,
+    writer: tokio::task::JoinHandle<()>,
+    events: EventBus,
+    thread: String,
+    alice: Actor,
+    bob: Actor,
+    eve: Actor,
+    _dir: TempDir,
+}
+
+fn actor(user: &str, role: Role, socket: &str) -> Actor {
+    Actor {
+        user_id: user.into(),
+        role,
+        connection: Some(ConnectionId(socket.into())),
+    }
+}
+
+async fn world() -> World {
+    let dir = temp_dir();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+    let store = Arc::new(SqlStore::connect(&url).await.unwrap());
+    let state = Arc::new(MemoryState::new());
+    let fanout = Arc::new(Recorder::default());
+    let limits = Limits {
+        max_body_chars: 100,
+        messages_per_minute: 5,
+    };
+    let (events, writer) = EventBus::start(state.clone(), Vec::new());
+    let chat = ChatService::new(
+        store,
+        state.clone(),
+        fanout.clone(),
+        events.clone(),
+        PolicyChain::builtin(limits),
+        limits,
+    );
+    let service = Actor {
+        user_id: "service".into(),
+        role: Role::Admin,
+        connection: None,
+    };
+    for (id, role) in [
+        ("alice", Role::Client),
+        ("bob", Role::Freelancer),
+        ("eve", Role::Client),
+    ] {
+        let profile = UserProfile {
+            id: id.into(),
+            display_name: id.to_uppercase(),
+            avatar_url: None,
+            role,
+        };
+        chat.upsert_user(&service, profile).await.unwrap();
+    }
+    let thread = chat
+        .create_thread(
+            &service,
+            Some("logo".into()),
+            "Logo".into(),
+            vec!["alice".into(), "bob".into()],
+        )
+        .await
+        .unwrap()
+        .id;
+    fanout.take();
+    World {
+        chat,
+        fanout,
+        state,
+        writer,
+        events,
+        thread,
+        alice: actor("alice", Role::Client, "a1"),
+        bob: actor("bob", Role::Freelancer, "b1"),
+        eve: actor("eve", Role::Client, "e1"),
+        _dir: dir,
+    }
+}
+
+impl World {
+    async fn send(&self, from: &Actor, key: &str, body: &str) -> Result<MessageView, ChatError> {
+        let payload = json!({ "threadId": self.thread, "body": body, "clientMessageId": key });
+        Ok(self.chat.send_message(from, payload).await?.message)
+    }
+
+    /// `(deliveredAt set, readAt set)` of `user`'s receipt of `message`.
+    async fn receipt(&self, message: &MessageView, user: &str) -> (bool, bool) {
+        let page = self
+            .chat
+            .admin_history(&self.service(), &self.thread, None, None)
+            .await
+            .unwrap();
+        let entry = page
+            .items
+            .iter()
+            .find(|m| m.message.id.to_string() == message.id)
+            .expect("message in history");
+        let receipt = entry
+            .receipts
+            .iter()
+            .find(|r| r.user_id == user)
+            .expect("receipt of the user");
+        (
+            receipt.delivered_at_ms.is_some(),
+            receipt.read_at_ms.is_some(),
+        )
+    }
+
+    fn service(&self) -> Actor {
+        Actor {
+            user_id: "service".into(),
+            role: Role::Admin,
+            connection: None,
+        }
+    }
+
+    /// The event-stream kinds written so far (closes the bus).
+    async fn stream_kinds(self) -> Vec<String> {
+        self.events.close();
+        self.writer.await.unwrap();
+        self.state
+            .recent_events(1000)
+            .into_iter()
+            .map(|e| e.kind)
+            .collect()
+    }
+}
+
+fn code(result: Result<impl std::fmt::Debug, ChatError>) -> &'static str {
+    match result {
+        Ok(v) => panic!("expected an error, got {v:?}"),
+        Err(e) => e.code(),
+    }
+}
+
+#[tokio::test]
+async fn a_message_reaches_every_participant_room_but_the_senders_socket() {
+    let w = world().await;
+    w.chat.connect(&w.alice).await;
+    w.chat.connect(&w.bob).await;
+    w.fanout.take();
+
+    let sent = w.send(&w.alice, "k1", "  hello  ").await.unwrap();
+    assert_eq!(sent.body, "hello", "the body is trimmed");
+    assert_eq!(sent.sender_id, "alice");
+
+    let emitted = w.fanout.take();
+    assert_eq!(emitted.len(), 1, "{emitted:?}");
+    let e = &emitted[0];
+    assert!(matches!(&e.event, ServerEvent::Message(m) if m.message == sent));
+    for room in [user_room("alice"), user_room("bob"), thread_room(&w.thread)] {
+        assert!(e.rooms.contains(&room), "{room} missing from {:?}", e.rooms);
+    }
+    assert_eq!(
+        e.except, w.alice.connection,
+        "not echoed to the sending socket"
+    );
+    assert_eq!(
+        w.receipt(&sent, "bob").await,
+        (true, false),
+        "online: delivered"
+    );
+    assert_eq!(
+        w.receipt(&sent, "alice").await,
+        (true, true),
+        "the sender's own"
+    );
+    assert!(w.stream_kinds().await.contains(&"message_sent".to_owned()));
+}
+
+#[tokio::test]
+async fn an_offline_recipient_gets_the_message_from_its_queue_and_only_then_a_delivered_receipt() {
+    let w = world().await;
+    let sent = w.send(&w.alice, "k1", "are you there?").await.unwrap();
+    assert_eq!(
+        w.receipt(&sent, "bob").await,
+        (false, false),
+        "not delivered yet"
+    );
+
+    let arrival = w.chat.connect(&w.bob).await;
+    assert_eq!(arrival.queued, vec![sent.clone()]);
+    w.chat.delivered(&w.bob, &arrival).await;
+    assert_eq!(w.receipt(&sent, "bob").await, (true, false));
+
+    let again = w.chat.connect(&actor("bob", Role::Freelancer, "b2")).await;
+    assert!(again.queued.is_empty(), "a queue is drained once");
+}
+
+#[tokio::test]
+async fn a_repeated_client_message_id_returns_the_stored_message_and_a_reused_one_is_refused() {
+    let w = world().await;
+    let first = w.send(&w.alice, "k1", "once").await.unwrap();
+    let again = w.send(&w.alice, "k1", "once").await.unwrap();
+    assert_eq!(first, again);
+    assert_eq!(
+        code(w.send(&w.alice, "k1", "something else").await),
+        "invalid_payload"
+    );
+    let history = w
+        .chat
+        .history(&w.bob, json!({ "threadId": w.thread }))
+        .await
+        .unwrap();
+    assert_eq!(history.messages, vec![first]);
+}
+
+#[tokio::test]
+async fn bad_sends_are_refused_with_the_contracts_codes_and_store_nothing() {
+    let w = world().await;
+    assert_eq!(code(w.send(&w.eve, "k1", "hi").await), "forbidden");
+    assert_eq!(code(w.send(&w.alice, "k2", "   ").await), "invalid_payload");
+    assert_eq!(
+        code(w.send(&w.alice, "k3", &"x".repeat(101)).await),
+        "invalid_payload"
+    );
+    let unknown = json!({ "threadId": "nope", "body": "hi", "clientMessageId": "k4" });
+    assert_eq!(
+        code(w.chat.send_message(&w.alice, unknown).await),
+        "not_found"
+    );
+    assert_eq!(
+        code(w.chat.send_message(&w.alice, json!({ "body": 1 })).await),
+        "invalid_payload"
+    );
+    for i in 0..5 {
+        w.send(&w.alice, &format!("r{i}"), "hi").await.unwrap();
+    }
+    assert_eq!(
+        code(w.send(&w.alice, "r5", "one too many").await),
+        "rate_limited"
+    );
+    let history = w
+        .chat
+        .history(&w.alice, json!({ "threadId": w.thread }))
+        .await
+        .unwrap();
+    assert_eq!(
+        history.messages.len(),
+        5,
+        "only the accepted sends are stored"
+    );
+}
+
+#[tokio::test]
+async fn join_shows_the_thread_to_participants_and_admins_only() {
+    let w = world().await;
+    w.chat.connect(&w.bob).await;
+    w.send(&w.bob, "k1", "offer").await.unwrap();
+
+    let joined = w
+        .chat
+        .join(&w.alice, json!({ "threadId": w.thread }))
+        .await
+        .unwrap();
+    assert_eq!(joined.thread.title, "Logo");
+    assert_eq!(joined.thread.unread_count, 1);
+    assert_eq!(joined.thread.last_message.unwrap().body, "offer");
+    let bob = joined
+        .thread
+        .participants
+        .iter()
+        .find(|p| p.user_id == "bob")
+        .unwrap();
+    assert!(bob.online);
+    assert_eq!(bob.role, Role::Freelancer);
+    assert!(!joined.thread.read_only);
+
+    let admin = actor("tess", Role::Admin, "t1");
+    let as_admin = w
+        .chat
+        .join(&admin, json!({ "threadId": w.thread }))
+        .await
+        .unwrap();
+    assert!(as_admin.thread.read_only, "an admin reads, never writes");
+
+    let join =
+        async |who: &Actor, thread: &str| w.chat.join(who, json!({ "threadId": thread })).await;
+    assert_eq!(code(join(&w.eve, &w.thread).await), "forbidden");
+    assert_eq!(code(join(&w.alice, "missing").await), "not_found");
+    assert_eq!(code(join(&w.alice, "bad id!").await), "invalid_payload");
+    assert_eq!(
+        code(w.chat.leave(json!({ "threadId": "missing" })).await),
+        "not_found"
+    );
+    assert_eq!(
+        w.chat.leave(json!({ "threadId": w.thread })).await.unwrap(),
+        w.thread
+    );
+}
+
+#[tokio::test]
+async fn reading_moves_the_mark_forward_only_sets_read_receipts_and_tells_the_thread() {
+    let w = world().await;
+    let first = w.send(&w.alice, "k1", "one").await.unwrap();
+    let second = w.send(&w.alice, "k2", "two").await.unwrap();
+    w.fanout.take();
+
+    let read = |id: &str| {
+        w.chat
+            .read(&w.bob, json!({ "threadId": w.thread, "messageId": id }))
+    };
+    let mark = read(&second.id).await.unwrap();
+    assert_eq!(mark.last_read_message_id, second.id);
+    assert_eq!(w.receipt(&first, "bob").await.1, true);
+    assert_eq!(w.receipt(&second, "bob").await.1, true);
+    let emitted = w.fanout.take();
+    assert_eq!(emitted.len(), 1);
+    assert_eq!(emitted[0].rooms, vec![thread_room(&w.thread)]);
+    assert!(
+        matches!(&emitted[0].event, ServerEvent::Read(r) if r.user_id == "bob" && r.message_id == second.id)
+    );
+
+    let back = read(&first.id).await.unwrap();
+    assert_eq!(back.last_read_message_id, second.id, "never backwards");
+    assert!(w.fanout.take().is_empty(), "nothing moved, nothing told");
+    assert_eq!(code(read("99999").await), "not_found");
+    assert_eq!(code(read("12abc").await), "invalid_payload");
+}
+
+#[tokio::test]
+async fn typing_is_relayed_to_the_thread_and_a_send_ends_it() {
+    let w = world().await;
+    let typing = |on: bool| {
+        w.chat
+            .typing(&w.bob, json!({ "threadId": w.thread, "isTyping": on }))
+    };
+    typing(true).await.unwrap();
+    let emitted = w.fanout.take();
+    assert_eq!(emitted.len(), 1);
+    assert_eq!(emitted[0].rooms, vec![thread_room(&w.thread)]);
+    assert_eq!(emitted[0].except, w.bob.connection);
+    assert!(
+        matches!(&emitted[0].event, ServerEvent::Typing(t) if t.is_typing && t.user_id == "bob")
+    );
+
+    w.send(&w.bob, "k1", "done typing").await.unwrap();
+    let emitted = w.fanout.take();
+    let stops: Vec<_> = emitted
+        .iter()
+        .filter(
+            |e| matches!(&e.event, ServerEvent::Typing(t) if !t.is_typing && t.user_id == "bob"),
+        )
+        .collect();
+    assert_eq!(stops.len(), 1, "the send ends typing: {emitted:?}");
+
+    w.send(&w.bob, "k2", "again").await.unwrap();
+    assert!(
+        !w.fanout
+            .take()
+            .iter()
+            .any(|e| matches!(e.event, ServerEvent::Typing(_))),
+        "no stop without a start"
+    );
+    assert_eq!(
+        code(
+            w.chat
+                .typing(&w.eve, json!({ "threadId": w.thread, "isTyping": true }))
+                .await
+        ),
+        "forbidden"
+    );
+}
+
+#[tokio::test]
+async fn history_pages_backwards_oldest_first_and_caps_the_limit() {
+    let w = world().await;
+    let mut sent = Vec::new();
+    for i in 0..5 {
+        sent.push(
+            w.send(&w.alice, &format!("k{i}"), &format!("m{i}"))
+                .await
+                .unwrap(),
+        );
+    }
+    let page = |extra: Value| {
+        let mut payload = json!({ "threadId": w.thread });
+        payload
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        w.chat.history(&w.bob, payload)
+    };
+    let newest = page(json!({ "limit": 2 })).await.unwrap();
+    assert_eq!(newest.messages, sent[3..].to_vec());
+    assert!(newest.has_more);
+    let older = page(json!({ "limit": 2, "beforeId": sent[3].id }))
+        .await
+        .unwrap();
+    assert_eq!(older.messages, sent[1..3].to_vec());
+    let all = page(json!({ "limit": 1000 })).await.unwrap();
+    assert_eq!(
+        all.messages, sent,
+        "a limit over 100 is capped, not refused"
+    );
+    assert!(!all.has_more);
+    assert_eq!(code(page(json!({ "limit": 0 })).await), "invalid_payload");
+    assert_eq!(
+        code(
+            w.chat
+                .history(&w.eve, json!({ "threadId": w.thread }))
+                .await
+        ),
+        "forbidden"
+    );
+}
+
+#[tokio::test]
+async fn presence_is_announced_on_the_first_socket_and_after_the_last() {
+    let w = world().await;
+    let online = |emitted: Vec<Emitted>| -> Vec<bool> {
+        emitted
+            .into_iter()
+            .filter_map(|e| match e.event {
+                ServerEvent::Presence(p) if p.user_id == "bob" => {
+                    assert_eq!(e.rooms, vec![thread_room(&w.thread)]);
+                    assert_eq!(p.last_seen_at.is_some(), !p.online);
+                    Some(p.online)
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let phone = actor("bob", Role::Freelancer, "phone");
+    let laptop = actor("bob", Role::Freelancer, "laptop");
+    w.chat.connect(&phone).await;
+    assert_eq!(online(w.fanout.take()), [true]);
+    w.chat.connect(&laptop).await;
+    w.chat.disconnect(&phone).await;
+    assert_eq!(
+        online(w.fanout.take()),
+        Vec::<bool>::new(),
+        "still on the laptop"
+    );
+    w.chat.disconnect(&laptop).await;
+    assert_eq!(online(w.fanout.take()), [false]);
+
+    let kinds = w.stream_kinds().await;
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "user_online").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert!(kinds.contains(&"user_offline".to_owned()));
+}
