@@ -200,6 +200,22 @@ mod tests {
     use crate::store::conformance::{Backend, mysql, sqlite};
     use crate::testing::unique;
 
+    /// Appends `n` entries to a new thread's chain; returns the thread.
+    async fn chain(log: &AuditLog, n: usize) -> String {
+        let thread = unique("t");
+        for i in 0..n {
+            let record = AuditRecord {
+                thread_id: thread.clone(),
+                plugin: "dispute-audit".into(),
+                kind: "message_sent".into(),
+                actor_id: "alice".into(),
+                detail: format!("{{\"n\":{i}}}"),
+            };
+            assert_eq!(log.append(record).await.unwrap(), i as i64 + 1);
+        }
+        thread
+    }
+
     async fn audit_chain_detects_edits_and_needs_the_key(backend: Backend) {
         let Backend {
             name,
@@ -208,17 +224,7 @@ mod tests {
             ..
         } = backend;
         let log = AuditLog::new(s.clone(), b"test key");
-        let thread = unique("t");
-        for i in 0..4 {
-            let record = AuditRecord {
-                thread_id: thread.clone(),
-                plugin: "dispute-audit".into(),
-                kind: "message_sent".into(),
-                actor_id: "alice".into(),
-                detail: format!("{{\"n\":{i}}}"),
-            };
-            assert_eq!(log.append(record).await.unwrap(), i + 1, "{name}");
-        }
+        let thread = chain(&log, 4).await;
         assert!(log.verify(&thread).await.unwrap().valid, "{name}");
         let wrong_key = AuditLog::new(s.clone(), b"other key");
         assert!(
@@ -243,19 +249,7 @@ mod tests {
             ..
         } = backend;
         let log = AuditLog::new(s.clone(), b"k");
-        let (middle, tail) = (unique("t"), unique("t"));
-        for thread in [&middle, &tail] {
-            for i in 0..3 {
-                let record = AuditRecord {
-                    thread_id: thread.clone(),
-                    plugin: "a".into(),
-                    kind: "k".into(),
-                    actor_id: "u".into(),
-                    detail: i.to_string(),
-                };
-                log.append(record).await.unwrap();
-            }
-        }
+        let (middle, tail) = (chain(&log, 3).await, chain(&log, 3).await);
         raw(
             &url,
             &format!("DELETE FROM chat_audit_entry WHERE thread_id = '{middle}' AND seq = 2"),
@@ -295,17 +289,7 @@ mod tests {
             ..
         } = backend;
         let log = AuditLog::new(s.clone(), b"k");
-        let thread = unique("t");
-        for i in 0..3 {
-            let record = AuditRecord {
-                thread_id: thread.clone(),
-                plugin: "a".into(),
-                kind: "k".into(),
-                actor_id: "u".into(),
-                detail: i.to_string(),
-            };
-            log.append(record).await.unwrap();
-        }
+        let thread = chain(&log, 3).await;
         // Swap the positions of entries 1 and 2 (seq 1 -> 99 -> 2, 2 -> 1).
         for q in [
             format!(

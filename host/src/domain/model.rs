@@ -94,7 +94,7 @@ pub struct Message {
 }
 
 /// The wire form of a [`Message`].
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageView {
     /// Decimal string of the id.

@@ -105,18 +105,9 @@ pub struct ReceiptView {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AdminMessage {
-    /// Decimal message id.
-    pub id: String,
-    /// Thread.
-    pub thread_id: String,
-    /// Author.
-    pub sender_id: String,
-    /// Body.
-    pub body: String,
-    /// Sender's idempotency key.
-    pub client_message_id: String,
-    /// RFC 3339 creation time.
-    pub created_at: String,
+    /// The message as clients see it.
+    #[serde(flatten)]
+    pub message: MessageView,
     /// One per participant at send time.
     pub receipts: Vec<ReceiptView>,
 }
@@ -225,25 +216,17 @@ pub(super) async fn thread_messages(
     let messages = page
         .items
         .into_iter()
-        .map(|m| {
-            let view = MessageView::from(&m.message);
-            AdminMessage {
-                id: view.id,
-                thread_id: view.thread_id,
-                sender_id: view.sender_id,
-                body: view.body,
-                client_message_id: view.client_message_id,
-                created_at: view.created_at,
-                receipts: m
-                    .receipts
-                    .into_iter()
-                    .map(|r| ReceiptView {
-                        user_id: r.user_id,
-                        delivered_at: r.delivered_at_ms.map(rfc3339),
-                        read_at: r.read_at_ms.map(rfc3339),
-                    })
-                    .collect(),
-            }
+        .map(|m| AdminMessage {
+            message: MessageView::from(&m.message),
+            receipts: m
+                .receipts
+                .into_iter()
+                .map(|r| ReceiptView {
+                    user_id: r.user_id,
+                    delivered_at: r.delivered_at_ms.map(rfc3339),
+                    read_at: r.read_at_ms.map(rfc3339),
+                })
+                .collect(),
         })
         .collect();
     Ok(Json(AdminHistory {
