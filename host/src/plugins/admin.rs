@@ -79,7 +79,7 @@ impl PluginAdmin {
         }
         let wasm = base64::engine::general_purpose::STANDARD
             .decode(wasm_base64.trim())
-            .map_err(|e| PluginError::invalid(format!("wasmBase64 is not base64: {e}")))?;
+            .map_err(|e| PluginError::InvalidComponent(format!("wasmBase64 is not base64: {e}")))?;
         let registry = self.registry.clone();
         let plugin = tokio::task::spawn_blocking(move || registry.load(&wasm, manifest)).await??;
         self.sync.saved(&plugin).await?;

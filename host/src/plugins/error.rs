@@ -20,6 +20,9 @@ pub enum PluginError {
     /// The manifest does not parse or breaks a rule (name, limits).
     #[error("invalid manifest: {0}")]
     InvalidManifest(String),
+    /// The uploaded component is not a component at all (e.g. not base64).
+    #[error("invalid component: {0}")]
+    InvalidComponent(String),
     /// The manifest names another plugin than the one it is loaded as.
     #[error("the manifest names the plugin {found:?}; it must be {expected:?}")]
     NameMismatch {

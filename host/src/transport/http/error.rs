@@ -109,6 +109,7 @@ impl From<PluginError> for ApiError {
             PluginError::NotFound(_) => StatusCode::NOT_FOUND,
             PluginError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             PluginError::InvalidManifest(_)
+            | PluginError::InvalidComponent(_)
             | PluginError::NameMismatch { .. }
             | PluginError::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         };
