@@ -21,6 +21,7 @@ use tokio_util::task::TaskTracker;
 use crate::audit::AuditLog;
 use crate::auth::TokenVerifier;
 use crate::chat::policy::PolicyChain;
+use crate::chat::send::DELIVERY_ACK_TIMEOUT;
 use crate::chat::{ChatService, Limits};
 use crate::config::{Config, Secrets};
 use crate::events::EventBus;
@@ -164,6 +165,9 @@ impl Server<'_> {
         let (layer, io) = builder
             .max_buffer_size(1024)
             .ws_read_buffer_size(1024)
+            .ping_interval(Duration::from_millis(self.config.ping_interval_ms))
+            .ping_timeout(Duration::from_millis(self.config.ping_timeout_ms))
+            .ack_timeout(DELIVERY_ACK_TIMEOUT)
             .build_layer();
         let audit = Arc::new(AuditLog::new(store.clone(), &self.secrets.audit_key));
         let services = Services {

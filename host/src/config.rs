@@ -49,6 +49,14 @@ pub struct Config {
     /// Key of the audit trail's HMAC chain; derived from the JWT secret when unset.
     #[arg(long, env = "CHAT_AUDIT_KEY", hide_env_values = true)]
     pub audit_key: Option<String>,
+    /// Engine.IO heartbeat: how often the server pings each client, in milliseconds.
+    #[arg(long, env = "CHAT_PING_INTERVAL_MS", default_value_t = 10_000)]
+    pub ping_interval_ms: u64,
+    /// Engine.IO heartbeat: how long a client has to answer a ping before its
+    /// connection counts as dead and is closed, in milliseconds. A connection
+    /// that went silently dead is found within interval + timeout.
+    #[arg(long, env = "CHAT_PING_TIMEOUT_MS", default_value_t = 10_000)]
+    pub ping_timeout_ms: u64,
     /// Where the embedded SQLite file lives.
     #[arg(long, env = "CHAT_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,

@@ -165,6 +165,11 @@ pub fn encode_connect(auth: &Value) -> String {
     format!("40{auth}")
 }
 
+/// `43<id>[]`: the empty answer to the server's event `id`.
+pub fn encode_ack(id: u64) -> String {
+    format!("43{id}[]")
+}
+
 /// `42<ack?>["name",data]`: an event, asking for an answer when `ack` is set.
 pub fn encode_event(name: &str, data: &Value, ack: Option<u64>) -> String {
     let args = Value::Array(vec![Value::String(name.to_owned()), data.clone()]);
@@ -299,13 +304,13 @@ impl Socket {
                     connected = true;
                     None
                 }
-                Frame::Message(Packet::Event { name, data, .. }) => {
+                Frame::Message(Packet::Event { name, data, ack }) => {
                     if wait_for == Some(name.as_str()) {
                         ready = data;
                         break;
                     }
                     handler(&name, data, Instant::now());
-                    None
+                    ack.map(encode_ack)
                 }
                 Frame::Pong | Frame::Noop | Frame::Message(Packet::Ack { .. }) => None,
             };
@@ -356,8 +361,12 @@ impl Socket {
                         Ok(Frame::Ping) => {
                             let _ = tx.send(Message::text(PONG));
                         }
-                        Ok(Frame::Message(Packet::Event { name, data, .. })) => {
-                            handler(&name, data, at)
+                        Ok(Frame::Message(Packet::Event { name, data, ack })) => {
+                            handler(&name, data, at);
+                            // The server asks for one on `chat:message`: it marks the delivery.
+                            if let Some(id) = ack {
+                                let _ = tx.send(Message::text(encode_ack(id)));
+                            }
                         }
                         Ok(Frame::Message(Packet::Ack { id, data })) => {
                             let waiter = pending.lock().expect("pending acks").remove(&id);

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
 import { closeAll } from './lib/client.mjs';
-import { DECIMAL_ID, assertMessage, assertTimestamp, cast, newThread, newUser, online, onlineIn, participant, rid, sendMany } from './lib/fixtures.mjs';
+import { DECIMAL_ID, assertMessage, assertTimestamp, cast, eventually, newThread, newUser, online, onlineIn, participant, rid, sendMany } from './lib/fixtures.mjs';
 import { assertHttpError, assertOk, getMessages, postParticipant, postThread, request, upsertUser } from './lib/http.mjs';
 import { startServer } from './lib/server.mjs';
 import { algNoneToken, expiredToken, mintToken, wrongSignatureToken } from './lib/tokens.mjs';
@@ -245,7 +245,11 @@ describe('HTTP API: dispute history', () => {
       const [m1, m2] = await sendMany(c, thread.id, 2);
       await f.nextMessage(m2.id);
       await f.ok('chat:read', { threadId: thread.id, messageId: m1.id });
-      const page = assertOk(await getMessages(server, thread.id));
+      // deliveredAt follows the client's acknowledgement of each chat:message.
+      const page = await eventually(async () => {
+        const p = assertOk(await getMessages(server, thread.id));
+        return p.messages.every((m) => m.receipts.find((r) => r.userId === freelancer.id)?.deliveredAt) && p;
+      }, { what: 'both messages acknowledged by the freelancer' });
       assert.equal(page.hasMore, false);
       assert.deepEqual(page.messages.map((m) => m.id), [m1.id, m2.id]);
       for (const [i, sent] of [m1, m2].entries()) {

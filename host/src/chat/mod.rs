@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use tokio_util::task::TaskTracker;
+
 use crate::domain::Actor;
 use crate::domain::model::ThreadMeta;
 use crate::domain::policy::{Action, Request};
@@ -52,6 +54,8 @@ pub struct ChatService {
     threads: ThreadDirectory,
     presence: LocalPresence,
     limits: Limits,
+    /// Live deliveries waiting for a recipient's acknowledgement.
+    deliveries: TaskTracker,
 }
 
 /// Whether each backend answered a readiness probe.
@@ -82,7 +86,16 @@ impl ChatService {
             fanout,
             events,
             limits,
+            deliveries: TaskTracker::new(),
         }
+    }
+
+    /// Waits until every live delivery started so far has been acknowledged or
+    /// has timed out (and its receipt written); shutdown and tests use it.
+    pub async fn deliveries_settled(&self) {
+        self.deliveries.close();
+        self.deliveries.wait().await;
+        self.deliveries.reopen();
     }
 
     /// Probes both backends, each for at most `timeout`.

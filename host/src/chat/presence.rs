@@ -1,7 +1,8 @@
 //! Connect and disconnect: presence counting, online/offline announcements,
-//! and delivery of the offline queue.
+//! and what a connecting socket is owed (undelivered messages, the offline
+//! queue, messages after a resume cursor).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,9 +11,10 @@ use tokio_util::sync::CancellationToken;
 use super::ChatService;
 use super::fanout::thread_room;
 use crate::domain::events::{ChatEvent, EventKind};
+use crate::domain::ids::parse_message_id;
 use crate::domain::model::MessageView;
 use crate::domain::server_events::PresenceEvent;
-use crate::domain::{Actor, now_ms, rfc3339};
+use crate::domain::{Actor, MessageId, now_ms, rfc3339};
 
 /// Presence counters expire this long after the last refresh (a crashed instance's
 /// users go offline by themselves).
@@ -71,19 +73,32 @@ impl LocalPresence {
     }
 }
 
+/// The most messages a connecting socket is sent before `chat:ready`; the
+/// threads of any others are named in `chat:resync`.
+pub const REPLAY_MAX: usize = 200;
+
 /// What a new connection must receive before `chat:ready`.
 #[derive(Debug, Default)]
 pub struct Arrival {
-    /// Queued messages, oldest first.
+    /// Owed messages, oldest first, each once.
     pub queued: Vec<MessageView>,
-    /// Threads whose queued messages overflowed (for `chat:resync`).
+    /// Threads with owed messages that did not fit (for `chat:resync`).
     pub resync_threads: Vec<String>,
+}
+
+/// The `n`-th smallest key of a map with more than `n` entries.
+fn nth_key<V>(map: &BTreeMap<MessageId, V>, n: usize) -> MessageId {
+    *map.keys().nth(n).expect("more than n entries")
 }
 
 impl ChatService {
     /// A socket of `actor` connected: count it, announce the user online if it is
-    /// their first, and take their offline queue.
-    pub async fn connect(&self, actor: &Actor) -> Arrival {
+    /// their first, and collect what it is owed: every message no device of the
+    /// user acknowledged and, with a resume `cursor`, every message of the user's
+    /// threads after it (merged with the offline queue, each once, oldest first,
+    /// the newest [`REPLAY_MAX`]; the threads of older ones go to `chat:resync`,
+    /// and the older ones stay owed).
+    pub async fn connect(&self, actor: &Actor, cursor: Option<MessageId>) -> Arrival {
         self.presence.add(&actor.user_id);
         metrics::gauge!("chat_connections").increment(1.0);
         match self
@@ -95,41 +110,67 @@ impl ChatService {
             Ok(_) => {}
             Err(e) => tracing::warn!(user = %actor.user_id, error = %e, "presence not counted"),
         }
-        let batch = match self.state.offline_drain(&actor.user_id).await {
-            Ok(batch) => batch,
-            Err(e) => {
-                tracing::warn!(user = %actor.user_id, error = %e, "offline queue not delivered; history has it");
-                return Arrival::default();
+        let mut owed: BTreeMap<MessageId, MessageView> = BTreeMap::new();
+        let mut resync: BTreeSet<String> = BTreeSet::new();
+        // The queue is the fast path when the database is out of reach; the
+        // database's receipts are the source of truth.
+        match self.state.offline_drain(&actor.user_id).await {
+            Ok(batch) => {
+                resync.extend(batch.resync_threads);
+                for raw in &batch.messages {
+                    match serde_json::from_str::<MessageView>(raw) {
+                        Ok(m) => {
+                            if let Some(id) = parse_message_id(&m.id) {
+                                owed.insert(id, m);
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "bad queued message"),
+                    }
+                }
             }
-        };
-        let queued = batch
-            .messages
-            .iter()
-            .filter_map(|raw| {
-                serde_json::from_str(raw)
-                    .inspect_err(|e| tracing::warn!(error = %e, "bad queued message"))
-                    .ok()
-            })
-            .collect();
+            Err(e) => {
+                tracing::warn!(user = %actor.user_id, error = %e, "offline queue not read; the database has its messages")
+            }
+        }
+        match self
+            .store
+            .pending(&actor.user_id, cursor, REPLAY_MAX as u32)
+            .await
+        {
+            Ok(pending) => {
+                resync.extend(pending.overflow_threads);
+                for m in &pending.messages {
+                    owed.insert(m.id, MessageView::from(m));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(user = %actor.user_id, error = %e, "undelivered messages not read; they are sent on a later connect")
+            }
+        }
+        if owed.len() > REPLAY_MAX {
+            // The newest are sent; the older ones' threads are to be re-read, and
+            // the older ones stay owed to the next connection.
+            let newest = owed.split_off(&nth_key(&owed, owed.len() - REPLAY_MAX));
+            for (_, m) in std::mem::replace(&mut owed, newest) {
+                resync.insert(m.thread_id);
+            }
+        }
         Arrival {
-            queued,
-            resync_threads: batch.resync_threads,
+            queued: owed.into_values().collect(),
+            resync_threads: resync.into_iter().collect(),
         }
     }
 
-    /// The queued messages of `arrival` reached the user's socket: set `deliveredAt`.
-    pub async fn delivered(&self, actor: &Actor, arrival: &Arrival) {
-        let ids: Vec<i64> = arrival
-            .queued
-            .iter()
-            .filter_map(|m| m.id.parse().ok())
-            .collect();
+    /// A device of `actor` acknowledged these messages: their receipts are
+    /// delivered (ids the user has no receipt of, or already delivered, change
+    /// nothing).
+    pub async fn acknowledged(&self, actor: &Actor, messages: &[MessageId]) {
         if let Err(e) = self
             .store
-            .mark_delivered(&actor.user_id, &ids, now_ms())
+            .mark_delivered(&actor.user_id, messages, now_ms())
             .await
         {
-            tracing::warn!(user = %actor.user_id, error = %e, "deliveredAt not recorded");
+            tracing::warn!(user = %actor.user_id, error = %e, "deliveredAt not recorded; the messages are sent again on the next connect");
         }
     }
 

@@ -12,10 +12,14 @@ use super::{ChatService, validate};
 use crate::domain::events::{ChatEvent, EventKind};
 use crate::domain::model::{Message, MessageView};
 use crate::domain::policy::{Action, Request};
-use crate::domain::server_events::MessageEvent;
+use crate::domain::server_events::{MessageEvent, ServerEvent};
 use crate::domain::{Actor, now_ms};
 use crate::state::RateDecision;
 use crate::store::{InsertMessage, NewMessage, NewReceipt};
+
+/// How long a recipient's devices have to acknowledge a live `chat:message`
+/// before it counts as not delivered (and is sent again on their next connect).
+pub const DELIVERY_ACK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Payload of `chat:send-message`.
 #[derive(Debug, Deserialize)]
@@ -117,12 +121,12 @@ impl ChatService {
             .map(str::to_owned)
             .collect();
         let online = self.state.presence_online(&recipients).await?;
+        // Delivered only once a device of the recipient acknowledges the message.
         let mut receipts: Vec<NewReceipt> = recipients
             .iter()
-            .zip(&online)
-            .map(|(user, online)| NewReceipt {
+            .map(|user| NewReceipt {
                 user_id: user.clone(),
-                delivered: *online,
+                delivered: false,
                 read: false,
             })
             .collect();
@@ -149,10 +153,10 @@ impl ChatService {
         let view = MessageView::from(&message);
 
         let offline: Vec<String> = recipients
-            .into_iter()
+            .iter()
             .zip(online)
             .filter(|(_, on)| !on)
-            .map(|(u, _)| u)
+            .map(|(u, _)| u.clone())
             .collect();
         if !offline.is_empty() {
             let json = serde_json::to_string(&view).map_err(|e| ChatError::Internal(e.into()))?;
@@ -165,14 +169,32 @@ impl ChatService {
                 }
             }
         }
-        let mut rooms: Vec<String> = thread.participant_ids().map(user_room).collect();
-        rooms.push(thread_room(&thread.id));
-        let event = MessageEvent {
+        let event: ServerEvent = MessageEvent {
             message: view.clone(),
-        };
+        }
+        .into();
+        // Each recipient's devices get it with an ack request; the sender's other
+        // devices and the other sockets in the thread room (admins) get it plainly.
+        let recipient_rooms: Vec<String> = recipients.iter().map(|u| user_room(u)).collect();
         self.fanout
-            .emit(rooms, actor.connection.as_ref(), &event.into())
+            .emit_except(
+                vec![user_room(&actor.user_id), thread_room(&thread.id)],
+                recipient_rooms,
+                actor.connection.as_ref(),
+                &event,
+            )
             .await;
+        let id = message.id;
+        for user in recipients {
+            let (fanout, store, event) = (self.fanout.clone(), self.store.clone(), event.clone());
+            self.deliveries.spawn(async move {
+                if fanout.deliver(&user, &event, DELIVERY_ACK_TIMEOUT).await
+                    && let Err(e) = store.mark_delivered(&user, &[id], now_ms()).await
+                {
+                    tracing::warn!(user, message = id, error = %e, "deliveredAt not recorded; the message is sent again on the next connect");
+                }
+            });
+        }
 
         if matches!(
             self.state.typing_stop(&thread.id, &actor.user_id).await,

@@ -2,6 +2,7 @@
 //! state) with a fan-out that records what would reach which rooms.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
@@ -23,29 +24,56 @@ use crate::testing::temp_dir;
 #[derive(Debug, Clone)]
 struct Emitted {
     rooms: Vec<String>,
+    except_rooms: Vec<String>,
     except: Option<ConnectionId>,
     event: ServerEvent,
 }
 
-/// A [`Fanout`] that records every broadcast.
+/// A [`Fanout`] that records every broadcast; the devices of the users in
+/// `acking` acknowledge what they are delivered.
 #[derive(Default)]
-struct Recorder(Mutex<Vec<Emitted>>);
+struct Recorder {
+    emitted: Mutex<Vec<Emitted>>,
+    acking: Mutex<Vec<String>>,
+}
 
 #[async_trait]
 impl Fanout for Recorder {
-    async fn emit(&self, rooms: Vec<String>, except: Option<&ConnectionId>, event: &ServerEvent) {
-        self.0.lock().unwrap().push(Emitted {
+    async fn emit_except(
+        &self,
+        rooms: Vec<String>,
+        except_rooms: Vec<String>,
+        except: Option<&ConnectionId>,
+        event: &ServerEvent,
+    ) {
+        self.emitted.lock().unwrap().push(Emitted {
             rooms,
+            except_rooms,
             except: except.cloned(),
             event: event.clone(),
         });
+    }
+
+    async fn deliver(&self, user: &str, event: &ServerEvent, _: Duration) -> bool {
+        self.emitted.lock().unwrap().push(Emitted {
+            rooms: vec![user_room(user)],
+            except_rooms: Vec::new(),
+            except: None,
+            event: event.clone(),
+        });
+        self.acking.lock().unwrap().iter().any(|u| u == user)
     }
 }
 
 impl Recorder {
     /// Takes what was recorded so far.
     fn take(&self) -> Vec<Emitted> {
-        std::mem::take(&mut *self.0.lock().unwrap())
+        std::mem::take(&mut *self.emitted.lock().unwrap())
+    }
+
+    /// From now on `user`'s devices acknowledge deliveries.
+    fn acks(&self, user: &str) {
+        self.acking.lock().unwrap().push(user.to_owned());
     }
 }
 
@@ -190,57 +218,117 @@ fn code(result: Result<impl std::fmt::Debug, ChatError>) -> &'static str {
 }
 
 #[tokio::test]
-async fn a_message_reaches_every_participant_room_but_the_senders_socket() {
+async fn a_message_reaches_every_room_once_and_is_delivered_only_when_a_device_acknowledges_it() {
     let w = world().await;
-    w.chat.connect(&w.alice).await;
-    w.chat.connect(&w.bob).await;
+    w.chat.connect(&w.alice, None).await;
+    w.chat.connect(&w.bob, None).await;
     w.fanout.take();
 
     let sent = w.send(&w.alice, "k1", "  hello  ").await.unwrap();
     assert_eq!(sent.body, "hello", "the body is trimmed");
     assert_eq!(sent.sender_id, "alice");
+    w.chat.deliveries_settled().await;
 
     let emitted = w.fanout.take();
-    assert_eq!(emitted.len(), 1, "{emitted:?}");
-    let e = &emitted[0];
-    assert!(matches!(&e.event, ServerEvent::Message(m) if m.message == sent));
-    for room in [user_room("alice"), user_room("bob"), thread_room(&w.thread)] {
-        assert!(e.rooms.contains(&room), "{room} missing from {:?}", e.rooms);
+    assert_eq!(emitted.len(), 2, "{emitted:?}");
+    for e in &emitted {
+        assert!(matches!(&e.event, ServerEvent::Message(m) if m.message == sent));
     }
+    let plain = &emitted[0];
+    assert_eq!(plain.rooms, [user_room("alice"), thread_room(&w.thread)]);
     assert_eq!(
-        e.except, w.alice.connection,
-        "not echoed to the sending socket"
+        plain.except_rooms,
+        [user_room("bob")],
+        "bob's devices get it once, with an ack request"
     );
     assert_eq!(
+        plain.except, w.alice.connection,
+        "not echoed to the sending socket"
+    );
+    assert_eq!(emitted[1].rooms, [user_room("bob")]);
+    assert_eq!(
         w.receipt(&sent, "bob").await,
-        (true, false),
-        "online: delivered"
+        (false, false),
+        "online but not acknowledged: not delivered"
     );
     assert_eq!(
         w.receipt(&sent, "alice").await,
         (true, true),
         "the sender's own"
     );
+
+    w.fanout.acks("bob");
+    let acked = w.send(&w.alice, "k2", "and now?").await.unwrap();
+    w.chat.deliveries_settled().await;
+    assert_eq!(
+        w.receipt(&acked, "bob").await,
+        (true, false),
+        "acknowledged: delivered"
+    );
+
+    let owed = w
+        .chat
+        .connect(&actor("bob", Role::Freelancer, "b2"), None)
+        .await;
+    assert_eq!(
+        owed.queued,
+        [sent],
+        "the unacknowledged one is owed to the next connection"
+    );
     assert!(w.stream_kinds().await.contains(&"message_sent".to_owned()));
 }
 
 #[tokio::test]
-async fn an_offline_recipient_gets_the_message_from_its_queue_and_only_then_a_delivered_receipt() {
+async fn an_offline_recipient_is_owed_its_messages_once_per_connection_until_one_acknowledges() {
     let w = world().await;
-    let sent = w.send(&w.alice, "k1", "are you there?").await.unwrap();
+    let first = w.send(&w.alice, "k1", "are you there?").await.unwrap();
+    let second = w.send(&w.alice, "k2", "hello?").await.unwrap();
     assert_eq!(
-        w.receipt(&sent, "bob").await,
+        w.receipt(&first, "bob").await,
         (false, false),
         "not delivered yet"
     );
 
-    let arrival = w.chat.connect(&w.bob).await;
-    assert_eq!(arrival.queued, vec![sent.clone()]);
-    w.chat.delivered(&w.bob, &arrival).await;
-    assert_eq!(w.receipt(&sent, "bob").await, (true, false));
+    let arrival = w.chat.connect(&w.bob, None).await;
+    assert_eq!(
+        arrival.queued,
+        [first.clone(), second.clone()],
+        "queue and database merged, each once"
+    );
+    let again = w
+        .chat
+        .connect(&actor("bob", Role::Freelancer, "b2"), None)
+        .await;
+    assert_eq!(again.queued, arrival.queued, "not acknowledged: owed again");
 
-    let again = w.chat.connect(&actor("bob", Role::Freelancer, "b2")).await;
-    assert!(again.queued.is_empty(), "a queue is drained once");
+    let ids: Vec<i64> = arrival
+        .queued
+        .iter()
+        .map(|m| m.id.parse().unwrap())
+        .collect();
+    w.chat.acknowledged(&w.bob, &ids).await;
+    assert_eq!(w.receipt(&first, "bob").await, (true, false));
+    let after = w
+        .chat
+        .connect(&actor("bob", Role::Freelancer, "b3"), None)
+        .await;
+    assert!(after.queued.is_empty(), "acknowledged: owed no more");
+
+    // A device that resumes from a cursor gets what came after it, delivered
+    // to another device or not; a cursor it cannot have is ignored.
+    let cursor = first.id.parse().unwrap();
+    let resumed = w
+        .chat
+        .connect(&actor("bob", Role::Freelancer, "b4"), Some(cursor))
+        .await;
+    assert_eq!(resumed.queued, [second]);
+    let future = w
+        .chat
+        .connect(&actor("bob", Role::Freelancer, "b5"), Some(i64::MAX))
+        .await;
+    assert!(future.queued.is_empty());
+    let eve = w.chat.connect(&w.eve, Some(0)).await;
+    assert!(eve.queued.is_empty(), "never another thread's messages");
 }
 
 #[tokio::test]
@@ -301,7 +389,7 @@ async fn bad_sends_are_refused_with_the_contracts_codes_and_store_nothing() {
 #[tokio::test]
 async fn join_shows_the_thread_to_participants_and_admins_only() {
     let w = world().await;
-    w.chat.connect(&w.bob).await;
+    w.chat.connect(&w.bob, None).await;
     w.send(&w.bob, "k1", "offer").await.unwrap();
 
     let joined = w
@@ -350,6 +438,7 @@ async fn reading_moves_the_mark_forward_only_sets_read_receipts_and_tells_the_th
     let w = world().await;
     let first = w.send(&w.alice, "k1", "one").await.unwrap();
     let second = w.send(&w.alice, "k2", "two").await.unwrap();
+    w.chat.deliveries_settled().await;
     w.fanout.take();
 
     let read = |id: &str| {
@@ -479,9 +568,9 @@ async fn presence_is_announced_on_the_first_socket_and_after_the_last() {
     };
     let phone = actor("bob", Role::Freelancer, "phone");
     let laptop = actor("bob", Role::Freelancer, "laptop");
-    w.chat.connect(&phone).await;
+    w.chat.connect(&phone, None).await;
     assert_eq!(online(w.fanout.take()), [true]);
-    w.chat.connect(&laptop).await;
+    w.chat.connect(&laptop, None).await;
     w.chat.disconnect(&phone).await;
     assert_eq!(
         online(w.fanout.take()),

@@ -399,6 +399,64 @@ async fn stored_plugins_roundtrip(backend: Backend) {
     assert!(!s.plugin_delete(&plugin.name).await.unwrap(), "{name}");
 }
 
+async fn pending_is_what_no_device_acknowledged_and_what_follows_a_cursor(backend: Backend) {
+    let Backend { name, store: s, .. } = backend;
+    let (thread, alice, bob) = thread_of_two(&*s).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let m = inserted(send(&*s, &thread, &alice, &bob, &unique("k"), &format!("m{i}")).await);
+        ids.push(m.id);
+    }
+    let owed = |p: Pending| p.messages.iter().map(|m| m.id).collect::<Vec<_>>();
+    assert_eq!(
+        owed(s.pending(&bob, None, 10).await.unwrap()),
+        ids,
+        "{name}: all unacknowledged"
+    );
+    assert!(
+        s.pending(&alice, None, 10)
+            .await
+            .unwrap()
+            .messages
+            .is_empty(),
+        "{name}: the sender has its own"
+    );
+
+    s.mark_delivered(&bob, &ids[..3], 7).await.unwrap();
+    assert_eq!(
+        owed(s.pending(&bob, None, 10).await.unwrap()),
+        ids[3..],
+        "{name}"
+    );
+    assert_eq!(
+        owed(s.pending(&bob, Some(ids[0]), 10).await.unwrap()),
+        ids[1..],
+        "{name}: after the cursor, acknowledged or not"
+    );
+    assert_eq!(
+        owed(s.pending(&alice, Some(ids[2]), 10).await.unwrap()),
+        ids[3..],
+        "{name}: the sender's other devices resume too"
+    );
+
+    let capped = s.pending(&bob, Some(0), 2).await.unwrap();
+    assert_eq!(
+        owed(capped.clone()),
+        ids[3..],
+        "{name}: the newest, oldest first"
+    );
+    assert_eq!(capped.overflow_threads, [thread.clone()], "{name}");
+    let outsider = unique("carol");
+    assert!(
+        s.pending(&outsider, Some(0), 10)
+            .await
+            .unwrap()
+            .messages
+            .is_empty(),
+        "{name}"
+    );
+}
+
 crate::testing::per_backend! {
     backends: [sqlite, mysql],
     cases: [
@@ -408,5 +466,6 @@ crate::testing::per_backend! {
         history_pages_oldest_first,
         reads_never_move_backwards_and_set_receipts,
         stored_plugins_roundtrip,
+        pending_is_what_no_device_acknowledged_and_what_follows_a_cursor,
     ],
 }

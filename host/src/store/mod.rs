@@ -138,6 +138,16 @@ pub struct MessageWithReceipts {
     pub receipts: Vec<Receipt>,
 }
 
+/// The messages a connecting device is owed ([`Messages::pending`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Pending {
+    /// Oldest first.
+    pub messages: Vec<Message>,
+    /// When more were pending than fit: every thread with pending messages, to
+    /// re-read with `chat:history`.
+    pub overflow_threads: Vec<String>,
+}
+
 /// One entry of a thread's audit trail, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEntry {
@@ -235,6 +245,16 @@ pub trait Messages: Send + Sync + 'static {
         messages: &[MessageId],
         now: Millis,
     ) -> StoreResult<()>;
+    /// What a connecting device of `user` must be sent, oldest first: every
+    /// message no device of the user acknowledged, and (with a resume cursor)
+    /// every message of the user's threads after `after`; the newest `limit` of
+    /// them, and when more are pending, the threads of all of them.
+    async fn pending(
+        &self,
+        user: &str,
+        after: Option<MessageId>,
+        limit: u32,
+    ) -> StoreResult<Pending>;
     /// Up to `limit` messages before `before` (or the newest), oldest first.
     async fn history(
         &self,

@@ -12,7 +12,7 @@ use super::dialect::Dialect;
 use super::{
     AddParticipant, AuditChain, AuditEntry, AuditHead, ChatStore, CreateThread, Directory,
     InsertMessage, MarkRead, MessageWithReceipts, Messages, NewMessage, NewReceipt, NewThread,
-    PluginArchive, StoreError, StoreResult, StoredPlugin, ThreadActivity,
+    Pending, PluginArchive, StoreError, StoreResult, StoredPlugin, ThreadActivity,
 };
 use crate::domain::model::{Message, Page, ParticipantProfile, Receipt, ThreadMeta, UserProfile};
 use crate::domain::{MessageId, Millis, Role};
@@ -575,6 +575,59 @@ impl Messages for SqlStore {
             query = query.bind(*id);
         }
         query.execute(&self.pool).await.map(drop).map_err(err)
+    }
+
+    async fn pending(
+        &self,
+        user: &str,
+        after: Option<MessageId>,
+        limit: u32,
+    ) -> StoreResult<Pending> {
+        // Two index ranges (unacknowledged; after the cursor), merged.
+        const OWED: &str = "SELECT message_id FROM chat_message_receipt WHERE user_id = ? AND delivered_at IS NULL \
+             UNION SELECT message_id FROM chat_message_receipt WHERE user_id = ? AND message_id > ?";
+        let after = after.unwrap_or(MessageId::MAX);
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM chat_message JOIN ({OWED}) owed ON owed.message_id = chat_message.id \
+             ORDER BY id DESC LIMIT ?"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(user)
+            .bind(user)
+            .bind(after)
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        let mut messages = rows
+            .iter()
+            .map(message_from_row)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        let overflow = messages.len() > limit as usize;
+        messages.truncate(limit as usize);
+        messages.reverse();
+        if !overflow {
+            return Ok(Pending {
+                messages,
+                overflow_threads: Vec::new(),
+            });
+        }
+        let sql = format!(
+            "SELECT DISTINCT thread_id FROM chat_message JOIN ({OWED}) owed ON owed.message_id = chat_message.id \
+             ORDER BY thread_id"
+        );
+        let overflow_threads = sqlx::query_scalar(AssertSqlSafe(sql))
+            .bind(user)
+            .bind(user)
+            .bind(after)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(Pending {
+            messages,
+            overflow_threads,
+        })
     }
 
     async fn history(

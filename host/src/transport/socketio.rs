@@ -6,8 +6,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use futures_util::StreamExt;
+use futures_util::future::join_all;
 use serde::Serialize;
+use serde::de::IgnoredAny;
 use serde_json::{Value, json};
+use socketioxide::AckError;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, SocketRef, TryData};
@@ -21,8 +25,9 @@ use crate::auth::{Identity, TokenVerifier};
 use crate::chat::ChatService;
 use crate::chat::error::ChatError;
 use crate::chat::fanout::{Fanout, thread_room, user_room};
+use crate::domain::ids::parse_message_id;
 use crate::domain::server_events::{MessageEvent, ReadyEvent, ResyncEvent, ServerEvent};
-use crate::domain::{Actor, ConnectionId, now_ms, rfc3339};
+use crate::domain::{Actor, ConnectionId, MessageId, now_ms, rfc3339};
 
 /// Longest wait for one broadcast to be handed to the adapter.
 const EMIT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -39,9 +44,21 @@ impl<A: Adapter> SocketFanout<A> {
     }
 }
 
+/// Whether an ack answer shows the client has the event: any answer does, even
+/// one whose arguments do not parse; a timeout or a closed socket does not.
+fn answered<T>(result: &Result<T, AckError>) -> bool {
+    matches!(result, Ok(_) | Err(AckError::Decode(_)))
+}
+
 #[async_trait]
 impl<A: Adapter> Fanout for SocketFanout<A> {
-    async fn emit(&self, rooms: Vec<String>, except: Option<&ConnectionId>, event: &ServerEvent) {
+    async fn emit_except(
+        &self,
+        rooms: Vec<String>,
+        except_rooms: Vec<String>,
+        except: Option<&ConnectionId>,
+        event: &ServerEvent,
+    ) {
         let name = event.name();
         // `of` instead of `to`: during shutdown the namespace may already be gone.
         let Some(namespace) = self.io.of("/") else {
@@ -54,12 +71,42 @@ impl<A: Adapter> Fanout for SocketFanout<A> {
         let operators = match sender {
             Some(socket) => socket.to(rooms),
             None => namespace.to(rooms),
-        };
+        }
+        .except(except_rooms);
         match tokio::time::timeout(EMIT_TIMEOUT, operators.emit(name, event)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(event = name, error = %e, "broadcast failed"),
             Err(_) => tracing::warn!(event = name, "broadcast timed out"),
         }
+    }
+
+    async fn deliver(&self, user: &str, event: &ServerEvent, timeout: Duration) -> bool {
+        let name = event.name();
+        let Some(namespace) = self.io.of("/") else {
+            return false;
+        };
+        let emitted = namespace
+            .to(user_room(user))
+            .timeout(timeout)
+            .emit_with_ack::<_, IgnoredAny>(name, event);
+        let acks = match tokio::time::timeout(EMIT_TIMEOUT, emitted).await {
+            Ok(Ok(acks)) => acks,
+            Ok(Err(e)) => {
+                tracing::warn!(event = name, error = %e, "delivery failed");
+                return false;
+            }
+            Err(_) => {
+                tracing::warn!(event = name, "delivery timed out");
+                return false;
+            }
+        };
+        let mut acks = std::pin::pin!(acks);
+        while let Some((_, result)) = acks.next().await {
+            if answered(&result) {
+                return true;
+            }
+        }
+        false
     }
 }
 
@@ -76,6 +123,8 @@ impl std::fmt::Display for Unauthorized {
 /// Per-socket lifecycle, so connect and disconnect bookkeeping never cross.
 #[derive(Default)]
 struct Session {
+    /// The handshake's resume cursor (`auth.lastMessageId`), when well-formed.
+    cursor: Option<MessageId>,
     counted: bool,
     gone: bool,
 }
@@ -141,11 +190,25 @@ impl Handlers {
             role: identity.role,
             connection: Some(ConnectionId(socket.id.to_string())),
         };
+        let cursor = auth
+            .as_ref()
+            .and_then(|a| a.get("lastMessageId"))
+            .and_then(|c| {
+                let parsed = c.as_str().and_then(parse_message_id);
+                if parsed.is_none() {
+                    // Ignored, never an error that locks a client out.
+                    metrics::counter!("chat_bad_cursors_total").increment(1);
+                }
+                parsed
+            });
         socket.join(user_room(&identity.user_id));
         socket.extensions.insert::<Identity>(identity);
         socket
             .extensions
-            .insert::<SessionRef>(SessionRef::default());
+            .insert::<SessionRef>(Arc::new(Mutex::new(Session {
+                cursor,
+                ..Session::default()
+            })));
         self.on(
             &socket,
             &actor,
@@ -225,19 +288,29 @@ impl Handlers {
                 return;
             }
             session.counted = true;
-            self.chat.connect(&actor).await
+            self.chat.connect(&actor, session.cursor).await
         };
-        for message in &arrival.queued {
-            let event = ServerEvent::from(MessageEvent {
-                message: message.clone(),
-            });
-            if let Err(e) = socket.emit(event.name(), &event) {
-                tracing::warn!(error = %e, "queued message not emitted; the client must re-read history");
-                return;
+        // Every owed message asks for an ack; an acknowledged one is delivered.
+        let mut acks = Vec::with_capacity(arrival.queued.len());
+        for message in arrival.queued {
+            let Some(id) = parse_message_id(&message.id) else {
+                continue;
+            };
+            let event = ServerEvent::from(MessageEvent { message });
+            match socket.emit_with_ack::<_, IgnoredAny>(event.name(), &event) {
+                Ok(ack) => acks.push(async move { answered(&ack.await).then_some(id) }),
+                Err(e) => {
+                    tracing::warn!(error = %e, "owed message not emitted; it is sent again on the next connect");
+                    break;
+                }
             }
         }
-        if !arrival.queued.is_empty() {
-            self.chat.delivered(&actor, &arrival).await;
+        if !acks.is_empty() {
+            let (chat, actor) = (self.chat.clone(), actor.clone());
+            self.tasks.spawn(async move {
+                let acked: Vec<MessageId> = join_all(acks).await.into_iter().flatten().collect();
+                chat.acknowledged(&actor, &acked).await;
+            });
         }
         if !arrival.resync_threads.is_empty() {
             let resync = ServerEvent::from(ResyncEvent {

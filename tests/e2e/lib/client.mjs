@@ -20,14 +20,20 @@ export class TestClient {
    * @param {import('socket.io-client').Socket} socket
    * @param {string} label
    */
-  constructor(socket, label) {
+  constructor(socket, label, { ackMessages = true } = {}) {
     this.socket = socket;
     this.label = label;
+    /** Whether `chat:message` is acknowledged (what marks it delivered), as the protocol asks. */
+    this.ackMessages = ackMessages;
     /** Every event received, in order: `{ seq, event, data, consumed }`. */
     this.log = [];
     this.waiters = new Set();
     this.seq = 0;
-    socket.onAny((event, ...args) => this.#record(event, args[0]));
+    socket.onAny((event, ...args) => {
+      this.#record(event, args[0]);
+      const ack = args.at(-1);
+      if (event === 'chat:message' && this.ackMessages && typeof ack === 'function') ack();
+    });
     socket.on('disconnect', (reason) => this.#record('disconnect', { reason }));
   }
 
@@ -189,11 +195,15 @@ function options(auth, transports) {
  *
  * @param {{url:string}} server
  * @param {string} token
- * @param {{transports?: string[], label?: string, timeout?: number}} [opts]
+ * @param {{transports?: string[], label?: string, timeout?: number, lastMessageId?: string, url?: string, ackMessages?: boolean}} [opts]
+ *   `lastMessageId`: the resume cursor of the handshake; `url`: connect through
+ *   another address (a fault proxy); `ackMessages: false`: never acknowledge a
+ *   `chat:message` (a client that does not confirm deliveries).
  */
-export async function connect(server, token, { transports = ['websocket'], label, timeout = 10_000 } = {}) {
-  const socket = io(server.url, options({ token }, transports));
-  const client = new TestClient(socket, label ?? `client${nextClientNo++}`);
+export async function connect(server, token, { transports = ['websocket'], label, timeout = 10_000, lastMessageId, url, ackMessages } = {}) {
+  const auth = lastMessageId === undefined ? { token } : { token, lastMessageId };
+  const socket = io(url ?? server.url, options(auth, transports));
+  const client = new TestClient(socket, label ?? `client${nextClientNo++}`, { ackMessages });
   try {
     await new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${client.label}: no chat:ready within ${timeout} ms`)), timeout);

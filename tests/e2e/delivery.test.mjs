@@ -1,0 +1,174 @@
+// Delivery you can prove: a chat:message is delivered when a device of the
+// recipient acknowledges it (the stock client's callback), never before; what
+// was not acknowledged (written into a dead connection, or to a client that
+// never confirms) is sent again on the next connect, before chat:ready; a
+// device can resume from a cursor (auth.lastMessageId); a connection that
+// went silently dead is found by the heartbeat.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+
+import { closeAll, connect } from './lib/client.mjs';
+import { needsMysqlRedis } from './lib/config.mjs';
+import { cast, eventually, online, onlineIn } from './lib/fixtures.mjs';
+import { getMessages } from './lib/http.mjs';
+import { TcpProxy } from './lib/proxy.mjs';
+import { newSecrets, startServer } from './lib/server.mjs';
+
+// A fast heartbeat, so a dead connection is found within ~2 s here.
+const HEARTBEAT = { CHAT_PING_INTERVAL_MS: '1000', CHAT_PING_TIMEOUT_MS: '1000' };
+
+let server;
+before(async () => {
+  server = await startServer({ label: 'delivery', env: HEARTBEAT });
+});
+after(async () => {
+  await server?.stop();
+});
+
+/** `{ messageId: deliveredAt }` of `user`'s receipts in the thread. */
+async function deliveredAt(s, threadId, userId) {
+  const res = await getMessages(s, threadId, { limit: 100 });
+  assert.equal(res.status, 200, res.text);
+  return Object.fromEntries(
+    res.json.messages.map((m) => [m.id, m.receipts.find((r) => r.userId === userId)?.deliveredAt ?? null]),
+  );
+}
+
+/** A socket of `user` whose TCP connection goes through a proxy that can black-hole it. */
+async function throughProxy(s, user) {
+  const { port } = new URL(s.url);
+  const proxy = await new TcpProxy({ host: '127.0.0.1', port: Number(port) }).listen();
+  const c = await connect(s, user.token, { url: `http://127.0.0.1:${proxy.port}`, label: `${user.id}@proxy` });
+  return { proxy, c };
+}
+
+/** The messages received before `chat:ready`, in order. */
+function beforeReady(c) {
+  const ready = c.log.findIndex((e) => e.event === 'chat:ready');
+  return c.log.slice(0, ready).filter((e) => e.event === 'chat:message').map((e) => e.data.message);
+}
+
+describe('delivery', () => {
+  it('messages written into a half-open connection are not delivered, and reach the next connection before chat:ready', async () => {
+    const { client, freelancer, thread } = await cast(server);
+    const c = await onlineIn(server, client, thread.id);
+    const { proxy, c: phone } = await throughProxy(server, freelancer);
+    try {
+      await phone.join(thread.id);
+      // The phone enters a tunnel: its connection stays open but nothing gets through.
+      proxy.cut('blackhole');
+      const sent = [];
+      for (let i = 0; i < 5; i++) sent.push(await c.send(thread.id, `in the tunnel ${i}`));
+
+      // The heartbeat finds the dead connection: the freelancer goes offline.
+      const off = await c.next('chat:presence', { where: (d) => d.userId === freelancer.id && !d.online, timeout: 10_000 });
+      assert.equal(off.online, false);
+      const receipts = await deliveredAt(server, thread.id, freelancer.id);
+      for (const m of sent) assert.equal(receipts[m.id], null, `message ${m.id} is not delivered`);
+
+      const back = await online(server, freelancer, { label: 'freelancer-back' });
+      try {
+        assert.deepEqual(beforeReady(back), sent, 'all five, in order, each once, before chat:ready');
+        await eventually(async () => {
+          const r = await deliveredAt(server, thread.id, freelancer.id);
+          return sent.every((m) => r[m.id] !== null);
+        }, { what: 'deliveredAt set once the new connection acknowledged them' });
+      } finally {
+        await back.close();
+      }
+    } finally {
+      await closeAll(c, phone);
+      await proxy.close();
+    }
+  });
+
+  it('a client that does not acknowledge gets the message again on every connect; one that does, once', async () => {
+    const { client, freelancer, thread } = await cast(server);
+    const c = await online(server, client);
+    const silent = await online(server, freelancer, { ackMessages: false, label: 'silent' });
+    try {
+      const m = await c.send(thread.id, 'do you have it?');
+      await silent.nextMessage(m.id);
+      await closeAll(silent);
+      assert.equal((await deliveredAt(server, thread.id, freelancer.id))[m.id], null, 'never acknowledged');
+
+      const first = await online(server, freelancer, { label: 'acking' });
+      assert.deepEqual(beforeReady(first), [m]);
+      await eventually(async () => (await deliveredAt(server, thread.id, freelancer.id))[m.id] !== null, { what: 'delivered after the ack' });
+      await first.close();
+      const second = await online(server, freelancer, { label: 'later' });
+      assert.deepEqual(beforeReady(second), [], 'acknowledged: not sent again');
+      await second.close();
+    } finally {
+      await closeAll(c, silent);
+    }
+  });
+
+  it('a live message acknowledged by one device is delivered; a device resuming from a cursor gets what came after it', async () => {
+    const { client, freelancer, thread } = await cast(server);
+    const c = await online(server, client);
+    const laptop = await online(server, freelancer, { label: 'laptop' });
+    try {
+      const sent = [];
+      for (let i = 0; i < 3; i++) {
+        sent.push(await c.send(thread.id, `live ${i}`));
+        await laptop.nextMessage(sent[i].id);
+      }
+      await eventually(async () => {
+        const r = await deliveredAt(server, thread.id, freelancer.id);
+        return sent.every((m) => r[m.id] !== null);
+      }, { what: 'the laptop acknowledged all three' });
+
+      const phone = await connect(server, freelancer.token, { lastMessageId: sent[0].id, label: 'phone' });
+      assert.deepEqual(beforeReady(phone), sent.slice(1), 'after the cursor, though delivered to the laptop');
+      await phone.close();
+      const fresh = await online(server, freelancer, { label: 'no-cursor' });
+      assert.deepEqual(beforeReady(fresh), [], 'without a cursor: only what no device acknowledged');
+      await fresh.close();
+    } finally {
+      await closeAll(c, laptop);
+    }
+  });
+
+  it('a malformed or impossible cursor is ignored, never an error, never another thread\'s messages', async () => {
+    const { freelancer } = await cast(server);
+    const other = await cast(server);
+    const c = await online(server, other.client);
+    try {
+      await c.send(other.thread.id, 'not for them');
+      for (const lastMessageId of ['abc', '-1', '99999999999999999999', 42, { id: 1 }, '0']) {
+        const s = await connect(server, freelancer.token, { lastMessageId, label: `cursor ${JSON.stringify(lastMessageId)}` });
+        assert.ok(s.ready, 'chat:ready');
+        assert.deepEqual(beforeReady(s), [], `cursor ${JSON.stringify(lastMessageId)}`);
+        await s.close();
+      }
+    } finally {
+      await c.close();
+    }
+  });
+
+  it('a message written into a dead connection on one instance reaches the user on another', { skip: needsMysqlRedis }, async () => {
+    const secrets = newSecrets();
+    const a = await startServer({ label: 'delivery-a', secrets, env: HEARTBEAT });
+    const b = await startServer({ label: 'delivery-b', secrets, env: HEARTBEAT });
+    try {
+      const { client, freelancer, thread } = await cast(a);
+      const c = await online(a, client);
+      const { proxy, c: phone } = await throughProxy(a, freelancer);
+      try {
+        proxy.cut('blackhole');
+        const m = await c.send(thread.id, 'across instances');
+        const back = await online(b, freelancer, { label: 'freelancer@b' });
+        assert.deepEqual(beforeReady(back), [m]);
+        await eventually(async () => (await deliveredAt(a, thread.id, freelancer.id))[m.id] !== null, { what: 'delivered via instance b' });
+        await back.close();
+      } finally {
+        await closeAll(c, phone);
+        await proxy.close();
+      }
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+});
