@@ -533,6 +533,18 @@ async fn history_pages_backwards_oldest_first_and_caps_the_limit() {
         .await
         .unwrap();
     assert_eq!(older.messages, sent[1..3].to_vec());
+    let newer = page(json!({ "limit": 2, "afterId": sent[0].id }))
+        .await
+        .unwrap();
+    assert_eq!(newer.messages, sent[1..3].to_vec(), "the page just after");
+    assert!(newer.has_more, "newer ones exist");
+    let last = page(json!({ "afterId": sent[3].id })).await.unwrap();
+    assert_eq!(last.messages, sent[4..].to_vec());
+    assert!(!last.has_more);
+    assert_eq!(
+        code(page(json!({ "afterId": sent[0].id, "beforeId": sent[4].id })).await),
+        "invalid_payload"
+    );
     let all = page(json!({ "limit": 1000 })).await.unwrap();
     assert_eq!(
         all.messages, sent,

@@ -255,6 +255,13 @@ pub trait Messages: Send + Sync + 'static {
         after: Option<MessageId>,
         limit: u32,
     ) -> StoreResult<Pending>;
+    /// Up to `limit` messages after `after`, oldest first (`has_more`: newer ones exist).
+    async fn history_after(
+        &self,
+        thread: &str,
+        after: MessageId,
+        limit: u32,
+    ) -> StoreResult<Page<Message>>;
     /// Up to `limit` messages before `before` (or the newest), oldest first.
     async fn history(
         &self,

@@ -630,6 +630,32 @@ impl Messages for SqlStore {
         })
     }
 
+    async fn history_after(
+        &self,
+        thread: &str,
+        after: MessageId,
+        limit: u32,
+    ) -> StoreResult<Page<Message>> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM chat_message WHERE thread_id = ? AND id > ? ORDER BY id LIMIT ?"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(thread)
+            .bind(after)
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        let has_more = rows.len() > limit as usize;
+        let items = rows
+            .iter()
+            .take(limit as usize)
+            .map(message_from_row)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        Ok(Page { items, has_more })
+    }
+
     async fn history(
         &self,
         thread: &str,

@@ -11,12 +11,12 @@ use futures_util::future::join_all;
 use serde::Serialize;
 use serde::de::IgnoredAny;
 use serde_json::{Value, json};
-use socketioxide::AckError;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::socket::Sid;
+use socketioxide::{AckError, SocketError};
 use socketioxide_core::adapter::DefinedAdapter;
 use tokio::sync::Mutex;
 use tokio_util::task::TaskTracker;
@@ -41,6 +41,19 @@ impl<A: Adapter> SocketFanout<A> {
     /// Fan-out through `io`.
     pub fn new(io: SocketIo<A>) -> Self {
         Self { io }
+    }
+}
+
+impl<A: Adapter> SocketFanout<A> {
+    /// Closes a socket of this instance whose send buffer is full (its client
+    /// stopped reading): what it was not sent stays owed to its next connection,
+    /// and the host's memory stays bounded.
+    fn disconnect_slow(&self, sid: Sid) {
+        if let Some(socket) = self.io.of("/").and_then(|ns| ns.get_socket(sid)) {
+            tracing::warn!(%sid, "disconnecting a socket that stopped reading");
+            metrics::counter!("chat_slow_disconnects_total").increment(1);
+            let _ = socket.disconnect();
+        }
     }
 }
 
@@ -101,9 +114,15 @@ impl<A: Adapter> Fanout for SocketFanout<A> {
             }
         };
         let mut acks = std::pin::pin!(acks);
-        while let Some((_, result)) = acks.next().await {
+        while let Some((sid, result)) = acks.next().await {
             if answered(&result) {
                 return true;
+            }
+            if matches!(
+                result,
+                Err(AckError::Socket(SocketError::InternalChannelFull))
+            ) {
+                self.disconnect_slow(sid);
             }
         }
         false
