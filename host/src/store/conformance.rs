@@ -445,7 +445,11 @@ async fn pending_is_what_no_device_acknowledged_and_what_follows_a_cursor(backen
         ids[3..],
         "{name}: the newest, oldest first"
     );
-    assert_eq!(capped.overflow_threads, [thread.clone()], "{name}");
+    assert_eq!(
+        capped.overflow_threads,
+        std::slice::from_ref(&thread),
+        "{name}"
+    );
     let outsider = unique("carol");
     assert!(
         s.pending(&outsider, Some(0), 10)
