@@ -276,9 +276,18 @@ impl Server<'_> {
         let server = tokio::spawn({
             let stop = stop.clone();
             // No Nagle delay: small Socket.IO frames (acks, events) leave at once.
-            let listener = self.listener.tap_io(|tcp| {
+            // A peer that stops reading (its receive window stays shut) is dropped by
+            // the kernel once written data waits longer than the heartbeat would;
+            // otherwise a write to it blocks its connection, heartbeat included.
+            let stalled =
+                Duration::from_millis(self.config.ping_interval_ms + self.config.ping_timeout_ms);
+            let listener = self.listener.tap_io(move |tcp| {
                 if let Err(e) = tcp.set_nodelay(true) {
                     tracing::debug!(error = %e, "TCP_NODELAY not set");
+                }
+                #[cfg(target_os = "linux")]
+                if let Err(e) = socket2::SockRef::from(&*tcp).set_tcp_user_timeout(Some(stalled)) {
+                    tracing::debug!(error = %e, "TCP_USER_TIMEOUT not set");
                 }
             });
             axum::serve(listener, router)

@@ -148,6 +148,75 @@ describe('delivery', () => {
     }
   });
 
+  it('one of two sockets of a user dies: the live one acknowledges (delivered), the dead one resumes from its cursor', async () => {
+    const { client, freelancer, thread } = await cast(server);
+    const c = await online(server, client);
+    const laptop = await online(server, freelancer, { label: 'laptop' });
+    const { proxy, c: phone } = await throughProxy(server, freelancer);
+    try {
+      const before = await c.send(thread.id, 'both have this');
+      await Promise.all([laptop.nextMessage(before.id), phone.nextMessage(before.id)]);
+      proxy.cut('blackhole');
+      const sent = [];
+      for (let i = 0; i < 3; i++) {
+        sent.push(await c.send(thread.id, `only the laptop ${i}`));
+        await laptop.nextMessage(sent[i].id);
+      }
+      await eventually(async () => {
+        const r = await deliveredAt(server, thread.id, freelancer.id);
+        return sent.every((m) => r[m.id] !== null);
+      }, { what: 'delivered: the laptop acknowledged' });
+      assert.ok(laptop.connected, 'the live socket is untouched');
+
+      const back = await connect(server, freelancer.token, { lastMessageId: before.id, label: 'phone-back' });
+      assert.deepEqual(beforeReady(back), sent, 'the phone catches up from its cursor');
+      await back.close();
+    } finally {
+      await closeAll(c, laptop, phone);
+      await proxy.close();
+    }
+  });
+
+  it('a reader that stops reading while thousands of 4 KB messages come is closed by the heartbeat; the host keeps serving; nothing is marked delivered that it did not acknowledge; its next connection gets them', async () => {
+    // The default heartbeat (10 s + 10 s): a stalled reader is closed within 20 s,
+    // its buffer capped at 1,024 packets meanwhile.
+    const slowServer = await startServer({ label: 'delivery-slow', env: { CHAT_RATE_LIMIT_PER_MINUTE: '1000000' } });
+    try {
+      const { client, freelancer, thread } = await cast(slowServer);
+      const canary = await cast(slowServer);
+      const c = await onlineIn(slowServer, client, thread.id);
+      const { proxy, c: reader } = await throughProxy(slowServer, freelancer);
+      const cc = await online(slowServer, canary.client, { label: 'canary' });
+      try {
+        proxy.cut('stall');
+        const body = 'x'.repeat(3900);
+        const gone = c.next('chat:presence', { where: (d) => d.userId === freelancer.id && !d.online, timeout: 40_000 });
+        for (let sent = 0; sent < 4000; sent += 25) {
+          await Promise.all(Array.from({ length: 25 }, (_, i) => c.send(thread.id, `${sent + i} ${body}`)));
+        }
+        await gone;
+        const m = await cc.send(canary.thread.id, 'still serving');
+        assert.equal(m.body, 'still serving', 'the canary is served');
+
+        const history = await getMessages(slowServer, thread.id, { limit: 100 });
+        const newest = history.json.messages;
+        assert.ok(newest.every((x) => x.receipts.find((r) => r.userId === freelancer.id).deliveredAt === null), 'none acknowledged, none delivered');
+        const back = await online(slowServer, freelancer, { label: 'reader-back', timeout: 30_000 });
+        const owed = beforeReady(back);
+        assert.equal(owed.length, 200, 'the newest 200 come first');
+        assert.ok(owed.every((x, i) => i === 0 || BigInt(x.id) > BigInt(owed[i - 1].id)), 'oldest first, each once');
+        assert.deepEqual(owed.slice(-100).map((x) => x.id), newest.map((x) => x.id), 'the newest are the stored newest');
+        assert.ok(back.received('chat:resync').length === 1, 'and chat:resync names the thread');
+        await back.close();
+      } finally {
+        await closeAll(c, reader, cc);
+        await proxy.close();
+      }
+    } finally {
+      await slowServer.stop();
+    }
+  });
+
   it('a message written into a dead connection on one instance reaches the user on another', { skip: needsMysqlRedis }, async () => {
     const secrets = newSecrets();
     const a = await startServer({ label: 'delivery-a', secrets, env: HEARTBEAT });

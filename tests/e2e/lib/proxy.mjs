@@ -5,6 +5,9 @@
 //                   (the backend "went down": connection refused / reset).
 // cut('blackhole'): nothing is forwarded any more, in either direction, on open
 //                   and new connections (a network partition: requests hang).
+// cut('stall'):     open connections stop being read from the backend, so its
+//                   writes back up (a client that stopped reading); nothing is
+//                   forwarded either way. Only for open connections.
 // restore():        forwarding resumes; held data of blackholed connections flows.
 
 import net from 'node:net';
@@ -33,7 +36,7 @@ class Pair {
 
   forward(direction, chunk) {
     if (this.closed) return;
-    if (this.proxy.mode === 'blackhole' || !this.upstream) {
+    if (this.proxy.mode === 'blackhole' || this.proxy.mode === 'stall' || !this.upstream) {
       this.held[direction].push(chunk);
       return;
     }
@@ -90,16 +93,18 @@ export class TcpProxy {
     });
   }
 
-  /** Cuts the backend off: `reset` (down) or `blackhole` (partition). */
+  /** Cuts the backend off: `reset` (down), `blackhole` (partition) or `stall` (stop reading it). */
   cut(mode = 'reset') {
     this.mode = mode;
     if (mode === 'reset') for (const pair of [...this.pairs]) pair.reset();
+    if (mode === 'stall') for (const pair of this.pairs) pair.upstream?.pause();
   }
 
   /** Forwards again. */
   restore() {
     this.mode = 'open';
     for (const pair of [...this.pairs]) {
+      pair.upstream?.resume();
       if (pair.upstream) pair.flush();
       else pair.connectUpstream();
     }
