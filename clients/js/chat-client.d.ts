@@ -1,0 +1,81 @@
+// Typings of chat-client.mjs (the wire contract is docs/protocol.md).
+import type { io as ioFn, Socket, SocketOptions, ManagerOptions } from 'socket.io-client';
+
+export type Role = 'client' | 'freelancer' | 'admin';
+export type ErrorCode =
+  | 'unauthorized' | 'forbidden' | 'not_found' | 'invalid_payload'
+  | 'rate_limited' | 'rejected' | 'unavailable' | 'internal' | 'timeout';
+
+export interface Message {
+  /** Decimal string; compare as integers. */
+  id: string;
+  threadId: string;
+  senderId: string;
+  body: string;
+  clientMessageId: string;
+  /** RFC 3339 UTC with milliseconds. */
+  createdAt: string;
+}
+export interface Participant {
+  userId: string;
+  displayName: string;
+  avatarUrl: string | null;
+  role: Role;
+  online: boolean;
+  lastReadMessageId: string | null;
+}
+export interface ThreadView {
+  id: string;
+  title: string;
+  participants: Participant[];
+  lastMessage: Message | null;
+  unreadCount: number;
+  readOnly: boolean;
+}
+export interface TypingEvent { threadId: string; userId: string; isTyping: boolean }
+export interface ReadEvent { threadId: string; userId: string; messageId: string; readAt: string }
+export interface PresenceEvent { userId: string; online: boolean; lastSeenAt?: string }
+export interface ResyncEvent { threadIds: string[] }
+export interface ReadyEvent { userId: string; role: Role; serverTime: string }
+
+export interface Events {
+  message: Message;
+  typing: TypingEvent;
+  read: ReadEvent;
+  presence: PresenceEvent;
+  resync: ResyncEvent;
+  ready: ReadyEvent;
+}
+
+export class ChatError extends Error {
+  code: ErrorCode;
+  /** With `rate_limited`. */
+  retryAfterMs?: number;
+}
+
+export interface ChatClientOptions {
+  token: string | (() => string);
+  /** A cursor kept from an earlier session (the highest message id seen). */
+  lastMessageId?: string;
+  /** Milliseconds to wait for an event's ack (default 5000). */
+  ackTimeout?: number;
+  socketOptions?: Partial<ManagerOptions & SocketOptions>;
+}
+
+export class ChatClient {
+  constructor(io: typeof ioFn, url: string, options: ChatClientOptions);
+  readonly socket: Socket;
+  /** The resume cursor: the highest message id seen. */
+  lastMessageId: string | undefined;
+  /** Resolves with the first `chat:ready`. */
+  readonly ready: Promise<ReadyEvent>;
+  on<K extends keyof Events>(name: K, listener: (data: Events[K]) => void): () => void;
+  request(event: string, payload?: unknown): Promise<Record<string, unknown>>;
+  join(threadId: string): Promise<ThreadView>;
+  leave(threadId: string): Promise<Record<string, never>>;
+  send(threadId: string, body: string, options?: { clientMessageId?: string; attempts?: number }): Promise<Message>;
+  read(threadId: string, messageId: string): Promise<{ lastReadMessageId: string }>;
+  typing(threadId: string, isTyping: boolean): Promise<Record<string, never>>;
+  history(threadId: string, page?: { beforeId?: string; afterId?: string; limit?: number }): Promise<{ messages: Message[]; hasMore: boolean }>;
+  close(): void;
+}
