@@ -240,4 +240,48 @@ describe('delivery', () => {
       await Promise.all([a.stop(), b.stop()]);
     }
   });
+
+  it('an instance SIGKILLed mid-traffic: its users go offline for the others within 60 s (40 s typically), a send retried on another instance is stored once, everything reaches them on reconnect', { skip: needsMysqlRedis, timeout: 120_000 }, async (t) => {
+    const secrets = newSecrets();
+    const a = await startServer({ label: 'crash-a', secrets });
+    const b = await startServer({ label: 'crash-b', secrets });
+    try {
+      const { client, freelancer, thread } = await cast(a);
+      const watcher = await onlineIn(a, client, thread.id, { label: 'client@a' });
+      const onB = await online(b, freelancer, { label: 'freelancer@b' });
+      const sender = await online(b, client, { label: 'client@b' });
+      await watcher.next('chat:presence', { where: (d) => d.userId === freelancer.id && d.online });
+      const before = await watcher.send(thread.id, 'before the crash');
+      await onB.nextMessage(before.id);
+
+      // A send in flight when b dies: the client retries it on a with the same key.
+      const clientMessageId = `retry-${Date.now()}`;
+      sender.emit('chat:send-message', { threadId: thread.id, body: 'maybe stored', clientMessageId });
+      const killedAt = Date.now();
+      b.child.kill('SIGKILL');
+      await b.exited;
+      const retried = await watcher.ok('chat:send-message', { threadId: thread.id, body: 'maybe stored', clientMessageId });
+      const during = await watcher.send(thread.id, 'while b is gone');
+
+      const off = await watcher.next('chat:presence', { where: (d) => d.userId === freelancer.id && !d.online, timeout: 60_000 });
+      const tookMs = Date.now() - killedAt;
+      assert.equal(off.online, false);
+      assert.ok(tookMs <= 60_000, `offline after ${tookMs} ms`);
+      t.diagnostic(`offline for the others ${tookMs} ms after the SIGKILL`);
+
+      const history = await getMessages(a, thread.id, { limit: 100 });
+      const stored = history.json.messages.filter((m) => m.clientMessageId === clientMessageId);
+      assert.equal(stored.length, 1, 'the retried send is stored once');
+      assert.equal(stored[0].id, retried.message.id);
+      const receipts = await deliveredAt(a, thread.id, freelancer.id);
+      assert.equal(receipts[during.id], null, 'not delivered to the dead instance\'s socket');
+
+      const back = await online(a, freelancer, { label: 'freelancer-back@a' });
+      const owed = beforeReady(back).map((m) => m.id);
+      for (const id of [retried.message.id, during.id]) assert.ok(owed.includes(id), `owed ${id}: ${owed}`);
+      await closeAll(back, watcher);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
 });

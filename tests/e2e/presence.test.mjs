@@ -110,7 +110,7 @@ describe('chat:presence', () => {
     }
   });
 
-  it('Redis holds chat:presence:<user> with a TTL while connected', { skip: needsMysqlRedis }, async () => {
+  it('Redis holds chat:presence:<user> (instance -> count) with a TTL while connected', { skip: needsMysqlRedis }, async () => {
     const { client, freelancer, thread } = await cast(server);
     const redis = isMysqlRedis ? await openRedis() : null;
     const watcher = await onlineIn(server, client, thread.id);
@@ -120,15 +120,14 @@ describe('chat:presence', () => {
     try {
       f1 = await online(server, freelancer);
       f2 = await online(server, freelancer);
-      await eventually(async () => (await redis.get(key)) === '2', { what: `${key} counts 2 connections` });
+      const total = async () => Object.values(await redis.hGetAll(key)).reduce((n, c) => n + Number(c), 0);
+      await eventually(async () => (await total()) === 2, { what: `${key} counts 2 connections` });
+      assert.equal(Object.keys(await redis.hGetAll(key)).length, 1, 'both on this one instance');
       const ttl = await redis.pTTL(key);
       assert.ok(ttl > 0, `${key} has a TTL (got ${ttl})`);
       await closeAll(f1, f2);
       await watcher.next('chat:presence', { where: (d) => d.userId === freelancer.id && d.online === false });
-      await eventually(async () => {
-        const v = await redis.get(key);
-        return v === null || Number(v) <= 0;
-      }, { what: `${key} gone (or 0) after the last socket` });
+      await eventually(async () => (await redis.exists(key)) === 0, { what: `${key} gone after the last socket` });
     } finally {
       await closeAll(watcher, f1, f2);
       await closeRedis(redis);

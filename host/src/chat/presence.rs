@@ -16,11 +16,14 @@ use crate::domain::model::MessageView;
 use crate::domain::server_events::PresenceEvent;
 use crate::domain::{Actor, MessageId, now_ms, rfc3339};
 
-/// Presence counters expire this long after the last refresh (a crashed instance's
-/// users go offline by themselves).
+/// A user's presence record expires this long after the last refresh, when
+/// no instance refreshes it any more.
 pub const PRESENCE_TTL: Duration = Duration::from_secs(60);
-/// How often an instance refreshes the presence of its connected users.
-pub const PRESENCE_REFRESH: Duration = Duration::from_secs(20);
+/// How often an instance refreshes the presence of its connected users and
+/// reaps the counts of crashed instances (well inside
+/// [`INSTANCE_STALE`](crate::state::INSTANCE_STALE), so a live instance never
+/// looks stale).
+pub const PRESENCE_REFRESH: Duration = Duration::from_secs(10);
 
 /// Connections per user on this instance, to refresh their presence TTL and to
 /// know when shutdown has accounted for every socket.
@@ -237,6 +240,21 @@ impl ChatService {
                 && let Err(e) = self.state.presence_refresh(&users, PRESENCE_TTL).await
             {
                 tracing::warn!(error = %e, "presence refresh failed");
+            }
+            // The users of instances that stopped refreshing (crashed) go offline.
+            match self.state.presence_reap().await {
+                Ok(gone) => {
+                    if !gone.is_empty() {
+                        tracing::info!(
+                            users = gone.len(),
+                            "users of a crashed instance went offline"
+                        );
+                    }
+                    for user in gone {
+                        self.announce(&user, false).await;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "presence reap failed"),
             }
         }
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::memory::MemoryState;
 use super::redis::RedisState;
-use super::{KvValue, OFFLINE_QUEUE_MAX, RateDecision, StateStore};
+use super::{KvValue, OFFLINE_QUEUE_MAX, Presence, RateDecision, StateStore};
 use crate::state::EventStream;
 use crate::testing::{redis_url, unique};
 
@@ -288,4 +288,77 @@ crate::testing::per_backend! {
         thread_meta_cache_roundtrip_and_invalidate,
         plugin_kv_is_namespaced_and_counts_with_ttl,
     ],
+}
+
+/// Two instances on one Redis: an instance that stops refreshing (crashed)
+/// stops counting, its users with no other connection are reaped once, and a
+/// lost presence record comes back with every instance's own count.
+#[tokio::test]
+async fn redis_presence_outlives_a_crashed_instance_and_a_lost_record() {
+    let Some(url) = redis_url() else {
+        return;
+    };
+    let stale = Duration::from_millis(300);
+    let base = RedisState::connect(&url).await.unwrap();
+    let (a, b) = (base.other_instance(stale), base.other_instance(stale));
+    let (u, v, w) = (unique("u"), unique("v"), unique("w"));
+    assert_eq!(a.presence_connect(&u, TTL).await.unwrap(), 1);
+    assert_eq!(
+        b.presence_connect(&u, TTL).await.unwrap(),
+        2,
+        "one socket on each"
+    );
+    b.presence_connect(&v, TTL).await.unwrap();
+
+    // b crashes: it stops refreshing; a keeps refreshing its own user. The
+    // passing time is the scenario (the stale window), not a synchronisation.
+    for _ in 0..5 {
+        a.presence_refresh(&[(u.clone(), 1)], TTL).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        a.presence_online(&[u.clone(), v.clone()]).await.unwrap(),
+        [true, false],
+        "only live instances count"
+    );
+    let reaped = a.presence_reap().await.unwrap();
+    assert!(reaped.contains(&v) && !reaped.contains(&u), "{reaped:?}");
+    assert!(
+        !a.presence_reap().await.unwrap().contains(&v),
+        "reaped once"
+    );
+    assert_eq!(
+        a.presence_disconnect(&u).await.unwrap(),
+        0,
+        "b's count is gone"
+    );
+
+    // A lost record: every instance's refresh puts its own count back.
+    let c = base.other_instance(Duration::from_secs(30));
+    let d = base.other_instance(Duration::from_secs(30));
+    c.presence_connect(&w, TTL).await.unwrap();
+    c.presence_connect(&w, TTL).await.unwrap();
+    d.presence_connect(&w, TTL).await.unwrap();
+    let mut conn = ::redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    ::redis::cmd("DEL")
+        .arg(format!("chat:presence:{w}"))
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        c.presence_online(std::slice::from_ref(&w)).await.unwrap(),
+        [false]
+    );
+    c.presence_refresh(&[(w.clone(), 2)], TTL).await.unwrap();
+    d.presence_refresh(&[(w.clone(), 1)], TTL).await.unwrap();
+    assert_eq!(
+        d.presence_disconnect(&w).await.unwrap(),
+        2,
+        "both of c's sockets still count"
+    );
+    assert_eq!(c.presence_disconnect(&w).await.unwrap(), 1);
 }

@@ -128,6 +128,10 @@ impl Presence for MemoryState {
                 .collect()
         }))
     }
+
+    async fn presence_reap(&self) -> StateResult<Vec<String>> {
+        Ok(Vec::new()) // one process: no other instance to outlive
+    }
 }
 
 #[async_trait]

@@ -74,19 +74,30 @@ pub struct KvValue {
     pub ttl: Option<Duration>,
 }
 
-/// Who is online: connections counted per user across instances, with a TTL
-/// that each instance refreshes for its own users.
+/// An instance that has not refreshed its presence for this long counts as
+/// gone: its connections stop counting, and another instance reaps them.
+pub const INSTANCE_STALE: Duration = Duration::from_secs(30);
+
+/// Who is online: connections counted per user and per instance, so the
+/// count of an instance that stopped refreshing (it crashed) stops counting,
+/// and a backend that lost its data gets every instance's own count back.
 #[async_trait]
 pub trait Presence: Send + Sync + 'static {
-    /// Counts one more connection of `user`; returns the cluster-wide count.
+    /// Counts one more connection of `user` on this instance; returns the
+    /// cluster-wide count.
     async fn presence_connect(&self, user: &str, ttl: Duration) -> StateResult<i64>;
-    /// Counts one connection less; returns the remaining count (0 = offline).
+    /// Counts one connection less on this instance; returns the remaining
+    /// cluster-wide count (0 = offline).
     async fn presence_disconnect(&self, user: &str) -> StateResult<i64>;
-    /// Extends the presence TTL of users connected to this instance, given with their
-    /// local connection counts (which re-create a counter the backend lost).
+    /// Marks this instance alive and sets its count of each of its users (the
+    /// local connection counts, which re-create what the backend lost).
     async fn presence_refresh(&self, users: &[(String, i64)], ttl: Duration) -> StateResult<()>;
-    /// Whether each user has at least one connection.
+    /// Whether each user has at least one connection on a live instance.
     async fn presence_online(&self, users: &[String]) -> StateResult<Vec<bool>>;
+    /// Removes the counts of instances that stopped refreshing for longer than
+    /// [`INSTANCE_STALE`] (each such instance is reaped by one instance only);
+    /// returns the users that have no connection left, to be announced offline.
+    async fn presence_reap(&self) -> StateResult<Vec<String>>;
 }
 
 /// Who is typing in a thread, for a short TTL.

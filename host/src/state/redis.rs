@@ -6,24 +6,31 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::future::try_join_all;
 use rand::Rng;
+use rand::distr::{Alphanumeric, SampleString};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, RedisError, Script};
 
 use super::{
-    EVENT_STREAM_MAX, EventStream, KvValue, OFFLINE_QUEUE_MAX, OFFLINE_QUEUE_TTL, OfflineBatch,
-    OfflineQueues, PluginChanges, PluginKv, Presence, RateDecision, RateLimits, StateError,
-    StateResult, StateStore, StreamEntry, ThreadCache, Typing,
+    EVENT_STREAM_MAX, EventStream, INSTANCE_STALE, KvValue, OFFLINE_QUEUE_MAX, OFFLINE_QUEUE_TTL,
+    OfflineBatch, OfflineQueues, PluginChanges, PluginKv, Presence, RateDecision, RateLimits,
+    StateError, StateResult, StateStore, StreamEntry, ThreadCache, Typing,
 };
 
 /// Pub/sub channel of plugin changes.
 pub const PLUGIN_CHANNEL: &str = "chat:plugins:changed";
 /// The analytics stream key.
 pub const EVENTS_KEY: &str = "chat:logs:events";
+/// How long a user's presence hash outlives its last write (every instance
+/// with the user refreshes it much more often).
+const PRESENCE_HASH_TTL: Duration = Duration::from_secs(60);
 /// Longest wait for one Redis answer before the action fails as `unavailable`.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 fn presence_key(user: &str) -> String {
     format!("chat:presence:{user}")
+}
+fn instance_users_key(instance: &str) -> String {
+    format!("chat:presence-instance:{instance}")
 }
 fn typing_key(thread: &str, user: &str) -> String {
     format!("chat:typing:{thread}:{user}")
@@ -44,18 +51,79 @@ fn plugin_kv_key(plugin: &str, key: &str) -> String {
     format!("chat:plugin-kv:{plugin}:{key}")
 }
 
-/// DECR that deletes the key at zero, so a crashed count never goes negative.
-const PRESENCE_DISCONNECT: &str = r"
-local n = redis.call('DECR', KEYS[1])
-if n <= 0 then redis.call('DEL', KEYS[1]) return 0 end
-return n";
-
-/// Extends the TTL, or re-creates the counter from this instance's count if it was lost.
-const PRESENCE_REFRESH: &str = r"
-if redis.call('PEXPIRE', KEYS[1], ARGV[2]) == 0 then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+/// Presence is counted per instance: `chat:presence:<user>` is a hash of
+/// instance id -> that instance's connections of the user; `chat:presence-instances`
+/// scores each instance with the Redis time of its last refresh, and
+/// `chat:presence-instance:<id>` lists its users (a `-`, never in a user id's
+/// place, so no user's key can be one of these). A count only counts while its
+/// instance is live (refreshed within the stale window). Shared Lua: the live
+/// total of one user's hash. ARGV[1] = the stale window in ms.
+const PRESENCE_TOTAL: &str = r"
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+local function live_total(hash, cutoff)
+  local fields = redis.call('HGETALL', hash)
+  local total = 0
+  for i = 1, #fields, 2 do
+    local seen = redis.call('ZSCORE', 'chat:presence-instances', fields[i])
+    if seen and tonumber(seen) >= cutoff then total = total + tonumber(fields[i + 1]) end
+  end
+  return total
+end
+";
+
+/// KEYS: user hash, instance user set. ARGV: stale ms, instance, user, ttl ms, delta (+1/-1).
+const PRESENCE_COUNT: &str = r"
+local now = now_ms()
+local n = redis.call('HINCRBY', KEYS[1], ARGV[2], tonumber(ARGV[5]))
+if n <= 0 then
+  redis.call('HDEL', KEYS[1], ARGV[2])
+  redis.call('SREM', KEYS[2], ARGV[3])
+else
+  redis.call('SADD', KEYS[2], ARGV[3])
+end
+redis.call('ZADD', 'chat:presence-instances', now, ARGV[2])
+if redis.call('HLEN', KEYS[1]) == 0 then redis.call('DEL', KEYS[1]) else redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
+return live_total(KEYS[1], now - tonumber(ARGV[1]))";
+
+/// KEYS: instance user set. ARGV: stale ms, instance, ttl ms, then user, count pairs.
+const PRESENCE_REFRESH: &str = r"
+redis.call('ZADD', 'chat:presence-instances', now_ms(), ARGV[2])
+for i = 4, #ARGV, 2 do
+  local hash = 'chat:presence:' .. ARGV[i]
+  redis.call('HSET', hash, ARGV[2], ARGV[i + 1])
+  redis.call('PEXPIRE', hash, ARGV[3])
+  redis.call('SADD', KEYS[1], ARGV[i])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1";
+
+/// KEYS: user hashes. ARGV: stale ms. Returns each user's live total.
+const PRESENCE_ONLINE: &str = r"
+local cutoff = now_ms() - tonumber(ARGV[1])
+local out = {}
+for i, hash in ipairs(KEYS) do out[i] = live_total(hash, cutoff) end
+return out";
+
+/// ARGV: stale ms, this instance. Reaps every stale instance this call removes
+/// from the registry (so each once), returns its users left with no connection.
+const PRESENCE_REAP: &str = r"
+local cutoff = now_ms() - tonumber(ARGV[1])
+local offline = {}
+for _, dead in ipairs(redis.call('ZRANGEBYSCORE', 'chat:presence-instances', '-inf', '(' .. cutoff)) do
+  if dead ~= ARGV[2] and redis.call('ZREM', 'chat:presence-instances', dead) == 1 then
+    local users_key = 'chat:presence-instance:' .. dead
+    for _, user in ipairs(redis.call('SMEMBERS', users_key)) do
+      local hash = 'chat:presence:' .. user
+      redis.call('HDEL', hash, dead)
+      if live_total(hash, cutoff) <= 0 then table.insert(offline, user) end
+    end
+    redis.call('DEL', users_key)
+  end
+end
+return offline";
 
 /// RPUSH, trim to the newest ARGV[2], remember the threads of dropped messages, TTL both.
 const OFFLINE_PUSH: &str = r"
@@ -100,8 +168,14 @@ return n";
 pub struct RedisState {
     client: redis::Client,
     conn: ConnectionManager,
-    presence_disconnect: Script,
+    /// This instance's id in the presence counts.
+    instance: String,
+    /// [`INSTANCE_STALE`], shorter in tests.
+    stale: Duration,
+    presence_count: Script,
     presence_refresh: Script,
+    presence_online: Script,
+    presence_reap: Script,
     offline_push: Script,
     rate_limit: Script,
     kv_incr: Script,
@@ -132,8 +206,12 @@ impl RedisState {
         Ok(Self {
             client,
             conn,
-            presence_disconnect: Script::new(PRESENCE_DISCONNECT),
-            presence_refresh: Script::new(PRESENCE_REFRESH),
+            instance: Alphanumeric.sample_string(&mut rand::rng(), 12),
+            stale: INSTANCE_STALE,
+            presence_count: Script::new(&format!("{PRESENCE_TOTAL}{PRESENCE_COUNT}")),
+            presence_refresh: Script::new(&format!("{PRESENCE_TOTAL}{PRESENCE_REFRESH}")),
+            presence_online: Script::new(&format!("{PRESENCE_TOTAL}{PRESENCE_ONLINE}")),
+            presence_reap: Script::new(&format!("{PRESENCE_TOTAL}{PRESENCE_REAP}")),
             offline_push: Script::new(OFFLINE_PUSH),
             rate_limit: Script::new(RATE_LIMIT),
             kv_incr: Script::new(KV_INCR),
@@ -143,55 +221,83 @@ impl RedisState {
     fn conn(&self) -> ConnectionManager {
         self.conn.clone()
     }
+
+    /// The same Redis as another instance would see it (its own presence counts).
+    #[cfg(test)]
+    pub fn other_instance(&self, stale: Duration) -> Self {
+        Self {
+            instance: Alphanumeric.sample_string(&mut rand::rng(), 12),
+            stale,
+            ..self.clone()
+        }
+    }
+
+    async fn count(&self, user: &str, ttl: Duration, delta: i64) -> StateResult<i64> {
+        self.presence_count
+            .key(presence_key(user))
+            .key(instance_users_key(&self.instance))
+            .arg(millis(self.stale))
+            .arg(&self.instance)
+            .arg(user)
+            .arg(millis(ttl))
+            .arg(delta)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(err)
+    }
 }
 
 #[async_trait]
 impl Presence for RedisState {
     async fn presence_connect(&self, user: &str, ttl: Duration) -> StateResult<i64> {
-        let key = presence_key(user);
-        let (count, _): (i64, bool) = redis::pipe()
-            .atomic()
-            .incr(&key, 1)
-            .pexpire(&key, millis(ttl) as i64)
-            .query_async(&mut self.conn())
-            .await
-            .map_err(err)?;
-        Ok(count)
+        self.count(user, ttl, 1).await
     }
 
     async fn presence_disconnect(&self, user: &str) -> StateResult<i64> {
-        self.presence_disconnect
-            .key(presence_key(user))
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(err)
+        self.count(user, PRESENCE_HASH_TTL, -1).await
     }
 
     async fn presence_refresh(&self, users: &[(String, i64)], ttl: Duration) -> StateResult<()> {
-        try_join_all(users.iter().map(|(user, count)| async move {
-            self.presence_refresh
-                .key(presence_key(user))
-                .arg(count)
-                .arg(millis(ttl))
-                .invoke_async::<i64>(&mut self.conn())
-                .await
-        }))
-        .await
-        .map(drop)
-        .map_err(err)
+        let mut script = self
+            .presence_refresh
+            .key(instance_users_key(&self.instance));
+        script
+            .arg(millis(self.stale))
+            .arg(&self.instance)
+            .arg(millis(ttl));
+        for (user, count) in users {
+            script.arg(user).arg(count);
+        }
+        script
+            .invoke_async::<i64>(&mut self.conn())
+            .await
+            .map(drop)
+            .map_err(err)
     }
 
     async fn presence_online(&self, users: &[String]) -> StateResult<Vec<bool>> {
         if users.is_empty() {
             return Ok(Vec::new());
         }
-        let keys: Vec<String> = users.iter().map(|u| presence_key(u)).collect();
-        let counts: Vec<Option<i64>> = redis::cmd("MGET")
-            .arg(&keys)
-            .query_async(&mut self.conn())
+        let mut script = self.presence_online.prepare_invoke();
+        for user in users {
+            script.key(presence_key(user));
+        }
+        let totals: Vec<i64> = script
+            .arg(millis(self.stale))
+            .invoke_async(&mut self.conn())
             .await
             .map_err(err)?;
-        Ok(counts.into_iter().map(|c| c.unwrap_or(0) > 0).collect())
+        Ok(totals.into_iter().map(|n| n > 0).collect())
+    }
+
+    async fn presence_reap(&self) -> StateResult<Vec<String>> {
+        self.presence_reap
+            .arg(millis(self.stale))
+            .arg(&self.instance)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(err)
     }
 }
 
