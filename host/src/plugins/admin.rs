@@ -16,12 +16,13 @@ use super::loaded::LoadedPlugin;
 use super::manifest::{Manifest, is_valid_name};
 use super::registry::PluginRegistry;
 use super::sync::PluginSync;
-use crate::audit::{AuditLog, Verification};
+use crate::audit::AuditLog;
+pub use crate::audit::Verification;
 use crate::domain::events::{ChatEvent, EventKind};
 use crate::domain::{Actor, is_valid_id};
 use crate::events::EventBus;
 use crate::state::{KvValue, PluginKv};
-use crate::store::AuditEntry;
+pub use crate::store::AuditEntry;
 
 /// Administers the plugins of this instance and, through [`PluginSync`], of the cluster.
 pub struct PluginAdmin {

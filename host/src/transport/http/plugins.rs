@@ -14,12 +14,11 @@ use utoipa::ToSchema;
 use super::auth::ServiceCaller;
 use super::error::{Body, ErrorBody};
 use super::{ApiError, HttpContext};
-use crate::audit::Verification;
 use crate::domain::rfc3339;
+use crate::plugins::admin::{AuditEntry, Verification};
 use crate::plugins::loaded::LoadedPlugin;
 use crate::plugins::manifest::{FailPolicy, Limits};
 use crate::plugins::metrics::StatsSnapshot;
-use crate::store::AuditEntry;
 
 /// A plugin as the admin API shows it.
 #[derive(Debug, Serialize, ToSchema)]
