@@ -111,6 +111,32 @@ fn audit_from_row(row: &AnyRow) -> Result<AuditEntry, sqlx::Error> {
 }
 
 impl SqlStore {
+    /// Runs a page query of messages (`thread`, `bound`, `limit + 1`): up to
+    /// `limit` messages in the query's order, and whether there were more.
+    async fn message_page(
+        &self,
+        sql: String,
+        thread: &str,
+        bound: MessageId,
+        limit: u32,
+    ) -> StoreResult<Page<Message>> {
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(thread)
+            .bind(bound)
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        let has_more = rows.len() > limit as usize;
+        let items = rows
+            .iter()
+            .take(limit as usize)
+            .map(message_from_row)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        Ok(Page { items, has_more })
+    }
+
     /// Connects to `url` (`mysql://…` or `sqlite://…`) and applies the migrations.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
         let store = Self::connect_without_migrating(url).await?;
@@ -639,21 +665,7 @@ impl Messages for SqlStore {
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM chat_message WHERE thread_id = ? AND id > ? ORDER BY id LIMIT ?"
         );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(thread)
-            .bind(after)
-            .bind(i64::from(limit) + 1)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(err)?;
-        let has_more = rows.len() > limit as usize;
-        let items = rows
-            .iter()
-            .take(limit as usize)
-            .map(message_from_row)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(err)?;
-        Ok(Page { items, has_more })
+        self.message_page(sql, thread, after, limit).await
     }
 
     async fn history(
@@ -665,22 +677,10 @@ impl Messages for SqlStore {
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM chat_message WHERE thread_id = ? AND id < ? ORDER BY id DESC LIMIT ?"
         );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(thread)
-            .bind(before.unwrap_or(MessageId::MAX))
-            .bind(i64::from(limit) + 1)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(err)?;
-        let has_more = rows.len() > limit as usize;
-        let mut items = rows
-            .iter()
-            .take(limit as usize)
-            .map(message_from_row)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(err)?;
-        items.reverse();
-        Ok(Page { items, has_more })
+        let before = before.unwrap_or(MessageId::MAX);
+        let mut page = self.message_page(sql, thread, before, limit).await?;
+        page.items.reverse();
+        Ok(page)
     }
 
     async fn history_with_receipts(
