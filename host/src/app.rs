@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::audit::AuditLog;
 use crate::auth::TokenVerifier;
+use crate::chat::delivery::DeliveryMarks;
 use crate::chat::policy::PolicyChain;
 use crate::chat::send::DELIVERY_ACK_TIMEOUT;
 use crate::chat::{ChatService, Limits};
@@ -138,6 +139,10 @@ struct Wired {
     /// Feeds the events plugins; ends once the event writer (which holds its
     /// observer) has ended and its queue is drained.
     plugin_events: JoinHandle<()>,
+    /// Acknowledged receipts on their way to the database.
+    marks: DeliveryMarks,
+    /// Writes them; ends after `marks.close()` once the queue is written.
+    marks_writer: JoinHandle<()>,
 }
 
 impl Wired {
@@ -203,11 +208,13 @@ impl Server<'_> {
             audit,
             events.clone(),
         ));
+        let (marks, marks_writer) = DeliveryMarks::start(store.clone());
         let chat = Arc::new(ChatService::new(
             store,
             state,
             fanout,
             events.clone(),
+            marks.clone(),
             policy,
             limits,
         ));
@@ -225,6 +232,8 @@ impl Server<'_> {
                 tasks: TaskTracker::new(),
                 event_writer,
                 plugin_events,
+                marks,
+                marks_writer,
             },
         ))
     }
@@ -313,6 +322,10 @@ impl Server<'_> {
         }
         io.close().await;
         let _ = tokio::time::timeout(DRAIN_TIMEOUT, wired.tasks.wait()).await;
+        // Live deliveries end (acknowledged or timed out), their receipts are written.
+        let _ = tokio::time::timeout(DRAIN_TIMEOUT, wired.chat.deliveries_settled()).await;
+        wired.marks.close();
+        await_task("delivery receipts writer", wired.marks_writer).await;
         // Nothing publishes any more: the event stream, then the events plugins
         // (their audit rows), drain and end.
         wired.events.close();

@@ -13,6 +13,7 @@ use crate::events::EventBus;
 use crate::state::StateStore;
 use crate::store::ChatStore;
 
+pub mod delivery;
 pub mod error;
 pub mod fanout;
 pub mod history;
@@ -29,6 +30,7 @@ pub mod validate;
 #[cfg(test)]
 mod tests;
 
+use delivery::DeliveryMarks;
 use error::ChatError;
 use fanout::Fanout;
 use policy::PolicyChain;
@@ -56,6 +58,8 @@ pub struct ChatService {
     limits: Limits,
     /// Live deliveries waiting for a recipient's acknowledgement.
     deliveries: TaskTracker,
+    /// Acknowledged receipts on their way to the store.
+    marks: DeliveryMarks,
 }
 
 /// Whether each backend answered a readiness probe.
@@ -74,6 +78,7 @@ impl ChatService {
         state: Arc<dyn StateStore>,
         fanout: Arc<dyn Fanout>,
         events: EventBus,
+        marks: DeliveryMarks,
         policy: PolicyChain,
         limits: Limits,
     ) -> Self {
@@ -87,15 +92,18 @@ impl ChatService {
             events,
             limits,
             deliveries: TaskTracker::new(),
+            marks,
         }
     }
 
     /// Waits until every live delivery started so far has been acknowledged or
-    /// has timed out (and its receipt written); shutdown and tests use it.
+    /// has timed out, and every acknowledged receipt is written; shutdown and
+    /// tests use it.
     pub async fn deliveries_settled(&self) {
         self.deliveries.close();
         self.deliveries.wait().await;
         self.deliveries.reopen();
+        self.marks.flush().await;
     }
 
     /// Probes both backends, each for at most `timeout`.

@@ -167,14 +167,8 @@ impl ChatService {
     /// A device of `actor` acknowledged these messages: their receipts are
     /// delivered (ids the user has no receipt of, or already delivered, change
     /// nothing).
-    pub async fn acknowledged(&self, actor: &Actor, messages: &[MessageId]) {
-        if let Err(e) = self
-            .store
-            .mark_delivered(&actor.user_id, messages, now_ms())
-            .await
-        {
-            tracing::warn!(user = %actor.user_id, error = %e, "deliveredAt not recorded; the messages are sent again on the next connect");
-        }
+    pub fn acknowledged(&self, actor: &Actor, messages: &[MessageId]) {
+        self.marks.delivered(&actor.user_id, messages);
     }
 
     /// A socket of `actor` went away: announce the user offline if it was their last.

@@ -186,12 +186,10 @@ impl ChatService {
             .await;
         let id = message.id;
         for user in recipients {
-            let (fanout, store, event) = (self.fanout.clone(), self.store.clone(), event.clone());
+            let (fanout, marks, event) = (self.fanout.clone(), self.marks.clone(), event.clone());
             self.deliveries.spawn(async move {
-                if fanout.deliver(&user, &event, DELIVERY_ACK_TIMEOUT).await
-                    && let Err(e) = store.mark_delivered(&user, &[id], now_ms()).await
-                {
-                    tracing::warn!(user, message = id, error = %e, "deliveredAt not recorded; the message is sent again on the next connect");
+                if fanout.deliver(&user, &event, DELIVERY_ACK_TIMEOUT).await {
+                    marks.delivered(&user, &[id]);
                 }
             });
         }

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+use super::delivery::DeliveryMarks;
 use super::error::ChatError;
 use super::fanout::{Fanout, thread_room, user_room};
 use super::policy::PolicyChain;
@@ -110,11 +111,13 @@ async fn world() -> World {
         messages_per_minute: 5,
     };
     let (events, writer) = EventBus::start(state.clone(), Vec::new());
+    let (marks, _marks_writer) = DeliveryMarks::start(store.clone());
     let chat = ChatService::new(
         store,
         state.clone(),
         fanout.clone(),
         events.clone(),
+        marks,
         PolicyChain::builtin(limits),
         limits,
     );
@@ -306,7 +309,8 @@ async fn an_offline_recipient_is_owed_its_messages_once_per_connection_until_one
         .iter()
         .map(|m| m.id.parse().unwrap())
         .collect();
-    w.chat.acknowledged(&w.bob, &ids).await;
+    w.chat.acknowledged(&w.bob, &ids);
+    w.chat.deliveries_settled().await;
     assert_eq!(w.receipt(&first, "bob").await, (true, false));
     let after = w
         .chat

@@ -348,7 +348,9 @@ async fn reads_never_move_backwards_and_set_receipts(backend: Backend) {
         "{name}"
     );
 
-    s.mark_delivered(&bob, &[m3], 1_500).await.unwrap();
+    s.mark_delivered(&[(bob.clone(), m3), (unique("nobody"), m3)], 1_500)
+        .await
+        .unwrap();
     let page = s.history_with_receipts(&thread, None, 10).await.unwrap();
     let bob_receipt = |i: usize| {
         page.items[i]
@@ -422,7 +424,8 @@ async fn pending_is_what_no_device_acknowledged_and_what_follows_a_cursor(backen
         "{name}: the sender has its own"
     );
 
-    s.mark_delivered(&bob, &ids[..3], 7).await.unwrap();
+    let acked: Vec<(String, i64)> = ids[..3].iter().map(|id| (bob.clone(), *id)).collect();
+    s.mark_delivered(&acked, 7).await.unwrap();
     assert_eq!(
         owed(s.pending(&bob, None, 10).await.unwrap()),
         ids[3..],

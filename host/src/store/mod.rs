@@ -238,11 +238,11 @@ pub trait Messages: Send + Sync + 'static {
         message: MessageId,
         now: Millis,
     ) -> StoreResult<MarkRead>;
-    /// Sets `delivered_at` on `user`'s receipts of these messages where unset.
+    /// Sets `delivered_at` on these `(user, message)` receipts where unset
+    /// (pairs without a receipt change nothing).
     async fn mark_delivered(
         &self,
-        user: &str,
-        messages: &[MessageId],
+        receipts: &[(String, MessageId)],
         now: Millis,
     ) -> StoreResult<()>;
     /// What a connecting device of `user` must be sent, oldest first: every

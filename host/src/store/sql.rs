@@ -21,6 +21,8 @@ use crate::domain::{MessageId, Millis, Role};
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 const MESSAGE_COLUMNS: &str =
     "id, thread_id, sender_id, body, client_message_id, created_at, request_hash";
+/// Receipts marked delivered by one statement at most.
+const MARK_DELIVERED_CHUNK: usize = 500;
 const AUDIT_COLUMNS: &str =
     "seq, thread_id, plugin, kind, actor_id, detail, created_at, prev_mac, mac";
 
@@ -584,23 +586,23 @@ impl Messages for SqlStore {
 
     async fn mark_delivered(
         &self,
-        user: &str,
-        messages: &[MessageId],
+        receipts: &[(String, MessageId)],
         now: Millis,
     ) -> StoreResult<()> {
-        if messages.is_empty() {
-            return Ok(());
+        // One statement for a whole batch of acknowledgements; each pair is a
+        // primary-key lookup.
+        for chunk in receipts.chunks(MARK_DELIVERED_CHUNK) {
+            let pairs = vec!["(message_id = ? AND user_id = ?)"; chunk.len()].join(" OR ");
+            let sql = format!(
+                "UPDATE chat_message_receipt SET delivered_at = ? WHERE delivered_at IS NULL AND ({pairs})"
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(now);
+            for (user, id) in chunk {
+                query = query.bind(*id).bind(user);
+            }
+            query.execute(&self.pool).await.map_err(err)?;
         }
-        let sql = format!(
-            "UPDATE chat_message_receipt SET delivered_at = ? WHERE user_id = ? AND delivered_at IS NULL \
-             AND message_id IN ({})",
-            placeholders(messages.len())
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(now).bind(user);
-        for id in messages {
-            query = query.bind(*id);
-        }
-        query.execute(&self.pool).await.map(drop).map_err(err)
+        Ok(())
     }
 
     async fn pending(

@@ -317,7 +317,7 @@ impl Handlers {
             let (chat, actor) = (self.chat.clone(), actor.clone());
             self.tasks.spawn(async move {
                 let acked: Vec<MessageId> = join_all(acks).await.into_iter().flatten().collect();
-                chat.acknowledged(&actor, &acked).await;
+                chat.acknowledged(&actor, &acked);
             });
         }
         if !arrival.resync_threads.is_empty() {
