@@ -14,6 +14,8 @@ import { closeRedis, openRedis } from './lib/redis.mjs';
 import { startServer } from './lib/server.mjs';
 
 const QUEUE_MAX = 200;
+// Owed messages beyond the replay cap in the overflow test (issue 9: 250 to an offline user).
+const OLDER = 50;
 
 let server;
 before(async () => {
@@ -140,13 +142,13 @@ describe('offline queue', () => {
     }
   });
 
-  it(`an overflowing queue keeps the newest ${QUEUE_MAX}, then chat:resync { threadIds }, then chat:ready`, async () => {
+  it(`${QUEUE_MAX + OLDER} messages to an offline user: the newest ${QUEUE_MAX}, then chat:resync { threadIds }, then chat:ready; the older ${OLDER} on the next connect`, async () => {
     const { client, freelancer, thread } = await cast(server);
     const c = await online(server, client);
     let f;
     let again;
     try {
-      const sent = await sendMany(c, thread.id, QUEUE_MAX + 5, (i) => `flood ${i}`);
+      const sent = await sendMany(c, thread.id, QUEUE_MAX + OLDER, (i) => `flood ${i}`);
       f = await online(server, freelancer, { timeout: 20_000 });
       const early = beforeReady(f);
       const messages = early.filter((e) => e.event === 'chat:message').map((e) => e.data.message.id);
@@ -160,20 +162,20 @@ describe('offline queue', () => {
       // What fell out of the queue is still in history.
       const history = await fullHistory(server, thread.id);
       assert.deepEqual(history.map((m) => m.id), sent.map((m) => m.id));
-      const page = await f.ok('chat:history', { threadId: thread.id, beforeId: sent[5].id });
-      assert.deepEqual(page.messages.map((m) => m.id), sent.slice(0, 5).map((m) => m.id));
+      const page = await f.ok('chat:history', { threadId: thread.id, beforeId: sent[OLDER].id });
+      assert.deepEqual(page.messages.map((m) => m.id), sent.slice(0, OLDER).map((m) => m.id));
 
-      // No device acknowledged the 5 oldest: the next connection gets them, once;
+      // No device acknowledged the 50 oldest: the next connection gets them, once;
       // the 200 acknowledged ones do not come again.
       await eventually(async () => {
         const acked = new Set((await fullHistory(server, thread.id))
           .filter((m) => m.receipts.find((r) => r.userId === freelancer.id)?.deliveredAt)
           .map((m) => m.id));
-        return sent.slice(5).every((m) => acked.has(m.id));
+        return sent.slice(OLDER).every((m) => acked.has(m.id));
       }, { what: 'the 200 sent ones acknowledged' });
       await f.close();
       again = await online(server, freelancer, { label: 'reconnect' });
-      assert.deepEqual(beforeReady(again).map((e) => e.data.message.id), sent.slice(0, 5).map((m) => m.id), 'the older five, no resync');
+      assert.deepEqual(beforeReady(again).map((e) => e.data.message.id), sent.slice(0, OLDER).map((m) => m.id), 'the older 50, no resync: all 250 recovered');
     } finally {
       await closeAll(c, f, again);
     }
