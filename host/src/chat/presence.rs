@@ -89,11 +89,6 @@ pub struct Arrival {
     pub resync_threads: Vec<String>,
 }
 
-/// The `n`-th smallest key of a map with more than `n` entries.
-fn nth_key<V>(map: &BTreeMap<MessageId, V>, n: usize) -> MessageId {
-    *map.keys().nth(n).expect("more than n entries")
-}
-
 impl ChatService {
     /// A socket of `actor` connected: count it, announce the user online if it is
     /// their first, and collect what it is owed: every message no device of the
@@ -150,11 +145,10 @@ impl ChatService {
                 tracing::warn!(user = %actor.user_id, error = %e, "undelivered messages not read; they are sent on a later connect")
             }
         }
-        if owed.len() > REPLAY_MAX {
-            // The newest are sent; the older ones' threads are to be re-read, and
-            // the older ones stay owed to the next connection.
-            let newest = owed.split_off(&nth_key(&owed, owed.len() - REPLAY_MAX));
-            for (_, m) in std::mem::replace(&mut owed, newest) {
+        // The newest are sent; the older ones' threads are to be re-read, and
+        // the older ones stay owed to the next connection.
+        while owed.len() > REPLAY_MAX {
+            if let Some((_, m)) = owed.pop_first() {
                 resync.insert(m.thread_id);
             }
         }
