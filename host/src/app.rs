@@ -320,6 +320,7 @@ impl Server<'_> {
         if !wired.chat.all_disconnected(DRAIN_TIMEOUT).await {
             tracing::warn!("some disconnects were not accounted before the drain timeout");
         }
+        wired.chat.retire_presence().await;
         io.close().await;
         let _ = tokio::time::timeout(DRAIN_TIMEOUT, wired.tasks.wait()).await;
         // Live deliveries end (acknowledged or timed out), their receipts are written.

@@ -206,6 +206,14 @@ impl ChatService {
         self.fanout.emit(rooms, None, &event.into()).await;
     }
 
+    /// Takes this instance out of the cluster's presence registry (at shutdown,
+    /// after its sockets were disconnected).
+    pub async fn retire_presence(&self) {
+        if let Err(e) = self.state.presence_retire().await {
+            tracing::warn!(error = %e, "presence registry entry not removed; other instances reap it");
+        }
+    }
+
     /// Waits until every counted connection of this instance was disconnected
     /// (their users' presence decremented and announced), or `limit` passes.
     pub async fn all_disconnected(&self, limit: Duration) -> bool {

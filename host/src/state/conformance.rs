@@ -361,4 +361,10 @@ async fn redis_presence_outlives_a_crashed_instance_and_a_lost_record() {
         "both of c's sockets still count"
     );
     assert_eq!(c.presence_disconnect(&w).await.unwrap(), 1);
+    c.presence_retire().await.unwrap();
+    assert_eq!(
+        d.presence_online(std::slice::from_ref(&w)).await.unwrap(),
+        [false],
+        "a retired instance no longer counts"
+    );
 }

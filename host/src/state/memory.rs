@@ -132,6 +132,10 @@ impl Presence for MemoryState {
     async fn presence_reap(&self) -> StateResult<Vec<String>> {
         Ok(Vec::new()) // one process: no other instance to outlive
     }
+
+    async fn presence_retire(&self) -> StateResult<()> {
+        Ok(())
+    }
 }
 
 #[async_trait]

@@ -98,6 +98,9 @@ pub trait Presence: Send + Sync + 'static {
     /// [`INSTANCE_STALE`] (each such instance is reaped by one instance only);
     /// returns the users that have no connection left, to be announced offline.
     async fn presence_reap(&self) -> StateResult<Vec<String>>;
+    /// Removes this instance from the registry at shutdown (after its sockets
+    /// were disconnected), so nothing of it is left to reap.
+    async fn presence_retire(&self) -> StateResult<()>;
 }
 
 /// Who is typing in a thread, for a short TTL.

@@ -29,6 +29,8 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 fn presence_key(user: &str) -> String {
     format!("chat:presence:{user}")
 }
+/// The registry of instances (see [`PRESENCE_TOTAL`]); the scripts name it literally.
+const INSTANCES_KEY: &str = "chat:presence-instances";
 fn instance_users_key(instance: &str) -> String {
     format!("chat:presence-instance:{instance}")
 }
@@ -296,6 +298,16 @@ impl Presence for RedisState {
             .arg(millis(self.stale))
             .arg(&self.instance)
             .invoke_async(&mut self.conn())
+            .await
+            .map_err(err)
+    }
+
+    async fn presence_retire(&self) -> StateResult<()> {
+        redis::pipe()
+            .atomic()
+            .zrem(INSTANCES_KEY, &self.instance)
+            .del(instance_users_key(&self.instance))
+            .query_async::<()>(&mut self.conn())
             .await
             .map_err(err)
     }
