@@ -1,17 +1,49 @@
 //! Logs (tracing, to stderr) and metrics (Prometheus recorder).
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 /// Structured logs to stderr, filtered by `RUST_LOG` (default `info`); stdout is
 /// kept for the one-line startup summary scripts read.
 pub fn init_tracing() {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,socketioxide=warn,engineioxide=warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(filter),
+        )
+        .with(UnknownAcks.with_filter(filter_fn(UnknownAcks::is_callsite)))
         .init();
+}
+
+/// Counts acks of ids the server is not waiting for (never sent, answered
+/// twice, or after the ack timeout) as `chat_unknown_acks_total`. socketioxide
+/// drops them with one debug event and offers no other hook; that event is the
+/// only one of `socketioxide::socket` with a `sid` field (an e2e test checks
+/// the counter, so an upgrade that changes it fails the suite).
+struct UnknownAcks;
+
+impl UnknownAcks {
+    fn is_callsite(meta: &tracing::Metadata<'_>) -> bool {
+        meta.target() == "socketioxide::socket"
+            && *meta.level() == tracing::Level::DEBUG
+            && meta.fields().field("sid").is_some()
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for UnknownAcks {
+    fn on_event(
+        &self,
+        _event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        metrics::counter!("chat_unknown_acks_total").increment(1);
+    }
 }
 
 /// Installs the global metrics recorder and returns the handle `/metrics` renders.

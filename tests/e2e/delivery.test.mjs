@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { closeAll, connect } from './lib/client.mjs';
 import { needsMysqlRedis } from './lib/config.mjs';
 import { cast, eventually, online, onlineIn } from './lib/fixtures.mjs';
-import { getMessages } from './lib/http.mjs';
+import { getMessages, request } from './lib/http.mjs';
 import { TcpProxy } from './lib/proxy.mjs';
 import { newSecrets, startServer } from './lib/server.mjs';
 
@@ -174,6 +174,67 @@ describe('delivery', () => {
     } finally {
       await closeAll(c, laptop, phone);
       await proxy.close();
+    }
+  });
+
+  it('a reconnected socket gets the typing, read marks and presence of its threads without joining again', async () => {
+    const { client, freelancer, thread } = await cast(server);
+    const f = await onlineIn(server, freelancer, thread.id, { label: 'freelancer' });
+    const before = await online(server, client, { label: 'client-before' });
+    await before.close();
+    // The client's app reconnects: a new socket, no chat:join.
+    const c = await online(server, client, { label: 'client-reconnected' });
+    let phone;
+    try {
+      await f.ok('chat:typing', { threadId: thread.id, isTyping: true });
+      assert.deepEqual(await c.next('chat:typing'), { threadId: thread.id, userId: freelancer.id, isTyping: true });
+      const m = await c.send(thread.id, 'back again');
+      await f.nextMessage(m.id);
+      await f.ok('chat:read', { threadId: thread.id, messageId: m.id });
+      assert.equal((await c.next('chat:read')).messageId, m.id);
+      await f.close();
+      assert.equal((await c.next('chat:presence', { where: (d) => d.userId === freelancer.id })).online, false);
+      phone = await online(server, freelancer, { label: 'freelancer-phone' });
+      assert.equal((await c.next('chat:presence', { where: (d) => d.userId === freelancer.id })).online, true);
+    } finally {
+      await closeAll(c, f, phone);
+    }
+  });
+
+  it('acks the server is not waiting for (never sent, twice, garbage) are ignored and counted; the real one delivers', async () => {
+    const { client, freelancer, thread } = await cast(server);
+    const c = await online(server, client);
+    const f = await online(server, freelancer, { ackMessages: false, label: 'raw-acker' });
+    // The ack ids of the server's chat:message packets, as the wire has them.
+    const ackIds = new Map();
+    f.socket.io.on('packet', (p) => {
+      if (p.type === 2 && p.data?.[0] === 'chat:message' && p.id !== undefined) ackIds.set(p.data[1].message.id, p.id);
+    });
+    const rawAck = (id, data) => f.socket.packet({ type: 3, id, data }); // socket.io ACK packet
+    const unknownAcks = async () => {
+      const res = await request(server, 'GET', '/metrics', { token: null, headers: { accept: 'text/plain' } });
+      return Number(/^chat_unknown_acks_total (\d+)/m.exec(res.text)?.[1] ?? 0);
+    };
+    try {
+      const counted = await unknownAcks();
+      const m = await c.send(thread.id, 'ack me once');
+      await f.nextMessage(m.id);
+      const id = ackIds.get(m.id);
+      assert.ok(Number.isInteger(id), 'the message asked for an ack');
+      rawAck(id + 1000, []); // never sent
+      rawAck(id, [{ garbage: true }, 'x']); // the real one, with a payload nobody reads
+      rawAck(id, []); // twice
+      rawAck(id, ['more garbage']); // three times
+      await eventually(async () => (await deliveredAt(server, thread.id, freelancer.id))[m.id] !== null, { what: 'delivered by the first real ack' });
+      await eventually(async () => (await unknownAcks()) - counted >= 3, { what: 'the three acks nobody waited for are counted' });
+      const at = (await deliveredAt(server, thread.id, freelancer.id))[m.id];
+      await f.ack('chat:sync-point', {});
+      assert.equal((await deliveredAt(server, thread.id, freelancer.id))[m.id], at, 'later acks change nothing');
+      assert.ok(f.connected, 'the socket stays connected');
+      const next = await c.send(thread.id, 'still served');
+      await f.nextMessage(next.id);
+    } finally {
+      await closeAll(c, f);
     }
   });
 

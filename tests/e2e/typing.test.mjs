@@ -1,4 +1,5 @@
-// chat:typing: relayed to the other sockets in the thread room; a send ends it.
+// chat:typing: relayed to the other sockets of the thread's participants (joined or
+// not) and of the thread room; a send ends it.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -18,27 +19,33 @@ after(async () => {
 });
 
 describe('chat:typing', () => {
-  it('the others in the thread room get { threadId, userId, isTyping }; the typist and sockets outside the room do not', async () => {
-    const { client, freelancer, thread } = await cast(server);
+  it('the other participants\' sockets, joined or not, get { threadId, userId, isTyping }; the typist and users outside the thread do not', async () => {
+    const { client, freelancer, stranger, thread } = await cast(server);
     const typist = await onlineIn(server, client, thread.id, { label: 'typist' });
     const watcher = await onlineIn(server, freelancer, thread.id, { label: 'watcher' });
-    const outside = await online(server, freelancer, { label: 'freelancer-not-joined' });
+    const notJoined = await online(server, freelancer, { label: 'freelancer-not-joined' });
+    const outside = await online(server, stranger, { label: 'stranger' });
     try {
       const ack = await typist.ok('chat:typing', { threadId: thread.id, isTyping: true });
       assert.deepEqual(ack, { ok: true });
-      assert.deepEqual(await watcher.next('chat:typing'), { threadId: thread.id, userId: client.id, isTyping: true });
+      for (const s of [watcher, notJoined]) {
+        assert.deepEqual(await s.next('chat:typing'), { threadId: thread.id, userId: client.id, isTyping: true }, s.label);
+      }
 
       await typist.ok('chat:typing', { threadId: thread.id, isTyping: false });
-      assert.deepEqual(await watcher.next('chat:typing'), { threadId: thread.id, userId: client.id, isTyping: false });
+      for (const s of [watcher, notJoined]) {
+        assert.deepEqual(await s.next('chat:typing'), { threadId: thread.id, userId: client.id, isTyping: false }, s.label);
+      }
 
-      // Sync on a message every socket gets, then nothing else may have arrived.
+      // Sync on events every socket gets, then nothing else may have arrived.
       const m = await watcher.send(thread.id, 'sync point');
       await typist.nextMessage(m.id);
-      await outside.nextMessage(m.id);
+      await notJoined.nextMessage(m.id);
+      await outside.ack('chat:sync-point', {}); // a round trip: what was sent before it has arrived
       await typist.expectNone('chat:typing', { why: 'a typist does not get its own typing state' });
-      await outside.expectNone('chat:typing', { why: 'typing goes to the thread room only' });
+      await outside.expectNone('chat:typing', { why: 'typing goes to the thread\'s participants only' });
     } finally {
-      await closeAll(typist, watcher, outside);
+      await closeAll(typist, watcher, notJoined, outside);
     }
   });
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::ConnectionId;
+use crate::domain::model::ThreadMeta;
 use crate::domain::server_events::ServerEvent;
 
 /// Room of every socket of a user.
@@ -15,6 +16,15 @@ pub fn user_room(user: &str) -> String {
 /// Room of the sockets that joined a thread.
 pub fn thread_room(thread: &str) -> String {
     format!("chat:thread:{thread}")
+}
+
+/// Everyone a thread's events (typing, read marks) are for: every socket of
+/// every participant, joined or not (so a reconnected socket needs no
+/// re-join), and the sockets that joined the thread (an admin watching).
+pub fn thread_audience(thread: &ThreadMeta) -> Vec<String> {
+    std::iter::once(thread_room(&thread.id))
+        .chain(thread.participant_ids().map(user_room))
+        .collect()
 }
 
 /// Emits an event to rooms across the cluster, once per socket.

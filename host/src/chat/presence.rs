@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::ChatService;
-use super::fanout::thread_room;
+use super::fanout::{thread_room, user_room};
 use crate::domain::events::{ChatEvent, EventKind};
 use crate::domain::ids::parse_message_id;
 use crate::domain::model::MessageView;
@@ -25,54 +25,80 @@ pub const PRESENCE_TTL: Duration = Duration::from_secs(60);
 /// looks stale).
 pub const PRESENCE_REFRESH: Duration = Duration::from_secs(10);
 
-/// Connections per user on this instance, to refresh their presence TTL and to
-/// know when shutdown has accounted for every socket.
+/// One user's connections on this instance. Its lock orders the user's
+/// presence writes, so the backend sees this instance's counts in order.
+type Slot = Arc<tokio::sync::Mutex<i64>>;
+
+/// Connections per user on this instance (the counts written to the presence
+/// backend), and a total to know when shutdown has accounted for every socket.
 pub struct LocalPresence {
-    counts: Mutex<HashMap<String, i64>>,
+    users: Mutex<HashMap<String, Slot>>,
     total: tokio::sync::watch::Sender<i64>,
 }
 
 impl Default for LocalPresence {
     fn default() -> Self {
         Self {
-            counts: Mutex::default(),
+            users: Mutex::default(),
             total: tokio::sync::watch::channel(0).0,
         }
     }
 }
 
 impl LocalPresence {
-    /// Counts a user's connection (for refresh) and one connection to settle at shutdown.
-    fn add(&self, user: &str) {
-        *self
-            .counts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(user.to_owned())
-            .or_default() += 1;
-        self.total.send_modify(|t| *t += 1);
+    fn users(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
+        self.users.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Stops refreshing one connection of the user (before its presence is decremented,
-    /// so a refresh never re-creates a counter that just reached zero).
-    fn release(&self, user: &str) {
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = counts.get_mut(user) {
-            *count -= 1;
-            if *count <= 0 {
-                counts.remove(user);
+    /// Changes `user`'s count by `delta` and hands the new count to `write`,
+    /// one change of a user at a time; a count that reaches 0 is forgotten.
+    async fn change<T>(&self, user: &str, delta: i64, write: impl AsyncFnOnce(i64) -> T) -> T {
+        loop {
+            let slot = self.users().entry(user.to_owned()).or_default().clone();
+            let mut count = slot.lock().await;
+            // Forgotten (reached 0) while this change waited: start on a new slot.
+            if !self
+                .users()
+                .get(user)
+                .is_some_and(|s| Arc::ptr_eq(s, &slot))
+            {
+                continue;
+            }
+            *count = (*count + delta).max(0);
+            let out = write(*count).await;
+            if *count == 0 {
+                self.users().remove(user);
+            }
+            return out;
+        }
+    }
+
+    /// Every user with a connection here and the count, each locked until the
+    /// guards are dropped (so a refresh never writes a count that changed).
+    async fn lock_all(&self) -> Vec<(String, tokio::sync::OwnedMutexGuard<i64>)> {
+        let slots: Vec<(String, Slot)> = self
+            .users()
+            .iter()
+            .map(|(u, s)| (u.clone(), s.clone()))
+            .collect();
+        let mut locked = Vec::with_capacity(slots.len());
+        for (user, slot) in slots {
+            let count = slot.lock_owned().await;
+            if *count > 0 {
+                locked.push((user, count));
             }
         }
+        locked
+    }
+
+    /// One connection to settle at shutdown.
+    fn open(&self) {
+        self.total.send_modify(|t| *t += 1);
     }
 
     /// One connection's disconnect is fully handled (presence announced).
     fn settle(&self) {
         self.total.send_modify(|t| *t -= 1);
-    }
-
-    fn snapshot(&self) -> Vec<(String, i64)> {
-        let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        counts.iter().map(|(u, c)| (u.clone(), *c)).collect()
     }
 }
 
@@ -97,52 +123,55 @@ impl ChatService {
     /// the newest [`REPLAY_MAX`]; the threads of older ones go to `chat:resync`,
     /// and the older ones stay owed).
     pub async fn connect(&self, actor: &Actor, cursor: Option<MessageId>) -> Arrival {
-        self.presence.add(&actor.user_id);
+        self.presence.open();
         metrics::gauge!("chat_connections").increment(1.0);
-        match self
-            .state
-            .presence_connect(&actor.user_id, PRESENCE_TTL)
-            .await
-        {
-            Ok(1) => self.announce(&actor.user_id, true).await,
+        let user = &actor.user_id;
+        let counted = self
+            .presence
+            .change(user, 1, async |n| {
+                self.state.presence_set(user, n, PRESENCE_TTL).await
+            })
+            .await;
+        match counted {
+            Ok(1) => self.announce(user, true).await,
             Ok(_) => {}
-            Err(e) => tracing::warn!(user = %actor.user_id, error = %e, "presence not counted"),
+            Err(e) => tracing::warn!(user, error = %e, "presence not counted"),
         }
+        // The queue is drained every time, but only stands in for the database
+        // (the source of truth: its receipts know what a device acknowledged)
+        // when that is out of reach, so a message queued and then acknowledged
+        // live is not sent twice.
+        let queue = self.state.offline_drain(user).await;
         let mut owed: BTreeMap<MessageId, MessageView> = BTreeMap::new();
         let mut resync: BTreeSet<String> = BTreeSet::new();
-        // The queue is the fast path when the database is out of reach; the
-        // database's receipts are the source of truth.
-        match self.state.offline_drain(&actor.user_id).await {
-            Ok(batch) => {
-                resync.extend(batch.resync_threads);
-                for raw in &batch.messages {
-                    match serde_json::from_str::<MessageView>(raw) {
-                        Ok(m) => {
-                            if let Some(id) = parse_message_id(&m.id) {
-                                owed.insert(id, m);
-                            }
-                        }
-                        Err(e) => tracing::warn!(error = %e, "bad queued message"),
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::warn!(user = %actor.user_id, error = %e, "offline queue not read; the database has its messages")
-            }
-        }
-        match self
-            .store
-            .pending(&actor.user_id, cursor, REPLAY_MAX as u32)
-            .await
-        {
+        match self.store.pending(user, cursor, REPLAY_MAX as u32).await {
             Ok(pending) => {
                 resync.extend(pending.overflow_threads);
-                for m in &pending.messages {
-                    owed.insert(m.id, MessageView::from(m));
-                }
+                owed.extend(
+                    pending
+                        .messages
+                        .iter()
+                        .map(|m| (m.id, MessageView::from(m))),
+                );
             }
             Err(e) => {
-                tracing::warn!(user = %actor.user_id, error = %e, "undelivered messages not read; they are sent on a later connect")
+                tracing::warn!(user, error = %e, "undelivered messages not read; the offline queue stands in, the rest is sent on a later connect");
+                match queue {
+                    Ok(batch) => {
+                        resync.extend(batch.resync_threads);
+                        for raw in &batch.messages {
+                            match serde_json::from_str::<MessageView>(raw) {
+                                Ok(m) => {
+                                    if let Some(id) = parse_message_id(&m.id) {
+                                        owed.insert(id, m);
+                                    }
+                                }
+                                Err(e) => tracing::warn!(error = %e, "bad queued message"),
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(user, error = %e, "offline queue not read either"),
+                }
             }
         }
         // The newest are sent; the older ones' threads are to be re-read, and
@@ -167,12 +196,18 @@ impl ChatService {
 
     /// A socket of `actor` went away: announce the user offline if it was their last.
     pub async fn disconnect(&self, actor: &Actor) {
-        self.presence.release(&actor.user_id);
-        match self.state.presence_disconnect(&actor.user_id).await {
-            Ok(0) => self.announce(&actor.user_id, false).await,
+        let user = &actor.user_id;
+        let counted = self
+            .presence
+            .change(user, -1, async |n| {
+                self.state.presence_set(user, n, PRESENCE_TTL).await
+            })
+            .await;
+        match counted {
+            Ok(0) => self.announce(user, false).await,
             Ok(_) => {}
             Err(e) => {
-                tracing::warn!(user = %actor.user_id, error = %e, "presence not decremented; it expires by TTL")
+                tracing::warn!(user, error = %e, "presence not decremented; it expires by TTL")
             }
         }
         // Last, so shutdown waits for the announcement too.
@@ -189,9 +224,14 @@ impl ChatService {
             },
             user,
         ));
-        let threads = match self.store.threads_of_user(user).await {
-            Ok(threads) if !threads.is_empty() => threads,
-            Ok(_) => return,
+        // The thread rooms (admins watching) and every socket of everyone who
+        // shares a thread with the user.
+        let (threads, contacts) = match tokio::try_join!(
+            self.store.threads_of_user(user),
+            self.store.contacts_of_user(user)
+        ) {
+            Ok((threads, _)) if threads.is_empty() => return,
+            Ok(found) => found,
             Err(e) => {
                 tracing::warn!(user, error = %e, "presence not announced");
                 return;
@@ -202,7 +242,11 @@ impl ChatService {
             online,
             last_seen_at: (!online).then(|| rfc3339(now_ms())),
         };
-        let rooms = threads.iter().map(|t| thread_room(t)).collect();
+        let rooms = threads
+            .iter()
+            .map(|t| thread_room(t))
+            .chain(contacts.iter().map(|u| user_room(u)))
+            .collect();
         self.fanout.emit(rooms, None, &event.into()).await;
     }
 
@@ -231,12 +275,14 @@ impl ChatService {
                 _ = tick.tick() => {}
                 () = stop.cancelled() => return,
             }
-            let users = self.presence.snapshot();
+            let locked = self.presence.lock_all().await;
+            let users: Vec<(String, i64)> = locked.iter().map(|(u, n)| (u.clone(), **n)).collect();
             if !users.is_empty()
                 && let Err(e) = self.state.presence_refresh(&users, PRESENCE_TTL).await
             {
                 tracing::warn!(error = %e, "presence refresh failed");
             }
+            drop(locked);
             // The users of instances that stopped refreshing (crashed) go offline.
             match self.state.presence_reap().await {
                 Ok(gone) => {

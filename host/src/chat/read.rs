@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::error::ChatError;
-use super::fanout::thread_room;
+use super::fanout::thread_audience;
 use super::{ChatService, validate};
 use crate::domain::events::{ChatEvent, EventKind};
 use crate::domain::policy::Action;
@@ -31,7 +31,7 @@ pub struct ReadMark {
 }
 
 impl ChatService {
-    /// Moves the caller's last-read mark and tells the thread room if it moved.
+    /// Moves the caller's last-read mark and tells the thread's audience if it moved.
     pub async fn read(&self, actor: &Actor, payload: Value) -> Result<ReadMark, ChatError> {
         let p: ReadPayload = validate::payload(payload)?;
         let message_id = validate::message_id("messageId", &p.message_id)?;
@@ -59,7 +59,7 @@ impl ChatService {
             };
             self.fanout
                 .emit(
-                    vec![thread_room(&thread.id)],
+                    thread_audience(&thread),
                     actor.connection.as_ref(),
                     &event.into(),
                 )

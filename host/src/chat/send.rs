@@ -198,7 +198,7 @@ impl ChatService {
             self.state.typing_stop(&thread.id, &actor.user_id).await,
             Ok(true)
         ) {
-            self.relay_typing(actor, &thread.id, false).await;
+            self.relay_typing(actor, &thread, false).await;
         }
         metrics::counter!("chat_messages_sent_total").increment(1);
         self.events.publish(

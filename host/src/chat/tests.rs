@@ -165,6 +165,15 @@ async fn world() -> World {
 }
 
 impl World {
+    /// Where the thread's typing and read events go: its room and both participants' sockets.
+    fn audience(&self) -> Vec<String> {
+        vec![
+            thread_room(&self.thread),
+            user_room("alice"),
+            user_room("bob"),
+        ]
+    }
+
     async fn send(&self, from: &Actor, key: &str, body: &str) -> Result<MessageView, ChatError> {
         let payload = json!({ "threadId": self.thread, "body": body, "clientMessageId": key });
         Ok(self.chat.send_message(from, payload).await?.message)
@@ -336,6 +345,22 @@ async fn an_offline_recipient_is_owed_its_messages_once_per_connection_until_one
 }
 
 #[tokio::test]
+async fn a_queued_message_that_a_device_acknowledged_is_not_sent_again() {
+    let w = world().await;
+    // Sent while bob looked offline (e.g. presence lost in a Redis restart):
+    // queued, and also delivered live to a socket that acknowledged it.
+    let m = w.send(&w.alice, "k1", "both ways").await.unwrap();
+    w.chat.acknowledged(&w.bob, &[m.id.parse().unwrap()]);
+    w.chat.deliveries_settled().await;
+    let arrival = w.chat.connect(&w.bob, None).await;
+    assert!(
+        arrival.queued.is_empty(),
+        "the database's receipt, not the queue, decides: {:?}",
+        arrival.queued
+    );
+}
+
+#[tokio::test]
 async fn a_repeated_client_message_id_returns_the_stored_message_and_a_reused_one_is_refused() {
     let w = world().await;
     let first = w.send(&w.alice, "k1", "once").await.unwrap();
@@ -455,7 +480,7 @@ async fn reading_moves_the_mark_forward_only_sets_read_receipts_and_tells_the_th
     assert!(w.receipt(&second, "bob").await.1);
     let emitted = w.fanout.take();
     assert_eq!(emitted.len(), 1);
-    assert_eq!(emitted[0].rooms, vec![thread_room(&w.thread)]);
+    assert_eq!(emitted[0].rooms, w.audience(), "joined or not");
     assert!(
         matches!(&emitted[0].event, ServerEvent::Read(r) if r.user_id == "bob" && r.message_id == second.id)
     );
@@ -477,7 +502,7 @@ async fn typing_is_relayed_to_the_thread_and_a_send_ends_it() {
     typing(true).await.unwrap();
     let emitted = w.fanout.take();
     assert_eq!(emitted.len(), 1);
-    assert_eq!(emitted[0].rooms, vec![thread_room(&w.thread)]);
+    assert_eq!(emitted[0].rooms, w.audience(), "joined or not");
     assert_eq!(emitted[0].except, w.bob.connection);
     assert!(
         matches!(&emitted[0].event, ServerEvent::Typing(t) if t.is_typing && t.user_id == "bob")
@@ -574,7 +599,11 @@ async fn presence_is_announced_on_the_first_socket_and_after_the_last() {
             .into_iter()
             .filter_map(|e| match e.event {
                 ServerEvent::Presence(p) if p.user_id == "bob" => {
-                    assert_eq!(e.rooms, vec![thread_room(&w.thread)]);
+                    assert_eq!(
+                        e.rooms,
+                        vec![thread_room(&w.thread), user_room("alice")],
+                        "the thread's room and every socket of everyone bob shares a thread with"
+                    );
                     assert_eq!(p.last_seen_at.is_some(), !p.online);
                     Some(p.online)
                 }

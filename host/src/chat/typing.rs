@@ -1,4 +1,4 @@
-//! `chat:typing`: short-lived typing marks relayed to the thread room.
+//! `chat:typing`: short-lived typing marks relayed to the thread's audience.
 
 use std::time::Duration;
 
@@ -6,9 +6,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::error::ChatError;
-use super::fanout::thread_room;
+use super::fanout::thread_audience;
 use super::{ChatService, validate};
 use crate::domain::Actor;
+use crate::domain::model::ThreadMeta;
 use crate::domain::policy::Action;
 use crate::domain::server_events::TypingEvent;
 
@@ -41,20 +42,20 @@ impl ChatService {
         } else {
             self.state.typing_stop(&thread.id, &actor.user_id).await?;
         }
-        self.relay_typing(actor, &thread.id, p.is_typing).await;
+        self.relay_typing(actor, &thread, p.is_typing).await;
         Ok(Done {})
     }
 
-    /// Tells the other sockets in the thread room that `actor` started or stopped typing.
-    pub(super) async fn relay_typing(&self, actor: &Actor, thread: &str, is_typing: bool) {
+    /// Tells the thread's other sockets that `actor` started or stopped typing.
+    pub(super) async fn relay_typing(&self, actor: &Actor, thread: &ThreadMeta, is_typing: bool) {
         let event = TypingEvent {
-            thread_id: thread.to_owned(),
+            thread_id: thread.id.clone(),
             user_id: actor.user_id.clone(),
             is_typing,
         };
         self.fanout
             .emit(
-                vec![thread_room(thread)],
+                thread_audience(thread),
                 actor.connection.as_ref(),
                 &event.into(),
             )

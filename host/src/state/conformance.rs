@@ -44,17 +44,17 @@ const TTL: Duration = Duration::from_secs(60);
 async fn presence_counts_connections_across_devices(backend: Backend) {
     let Backend { name, state: s, .. } = backend;
     let (a, b) = (unique("alice"), unique("bob"));
-    assert_eq!(s.presence_connect(&a, TTL).await.unwrap(), 1, "{name}");
-    assert_eq!(s.presence_connect(&a, TTL).await.unwrap(), 2, "{name}");
+    assert_eq!(s.presence_set(&a, 1, TTL).await.unwrap(), 1, "{name}");
+    assert_eq!(s.presence_set(&a, 2, TTL).await.unwrap(), 2, "{name}");
     assert_eq!(
         s.presence_online(&[a.clone(), b.clone()]).await.unwrap(),
         [true, false],
         "{name}"
     );
-    assert_eq!(s.presence_disconnect(&a).await.unwrap(), 1, "{name}");
-    assert_eq!(s.presence_disconnect(&a).await.unwrap(), 0, "{name}");
+    assert_eq!(s.presence_set(&a, 1, TTL).await.unwrap(), 1, "{name}");
+    assert_eq!(s.presence_set(&a, 0, TTL).await.unwrap(), 0, "{name}");
     assert_eq!(
-        s.presence_disconnect(&a).await.unwrap(),
+        s.presence_set(&a, 0, TTL).await.unwrap(),
         0,
         "{name}: never negative"
     );
@@ -68,7 +68,7 @@ async fn presence_counts_connections_across_devices(backend: Backend) {
 async fn presence_expires_without_refresh_and_refresh_restores_it(backend: Backend) {
     let Backend { name, state: s, .. } = backend;
     let a = unique("alice");
-    s.presence_connect(&a, Duration::from_millis(50))
+    s.presence_set(&a, 1, Duration::from_millis(50))
         .await
         .unwrap();
     s.presence_refresh(&[(a.clone(), 1)], TTL).await.unwrap();
@@ -78,7 +78,7 @@ async fn presence_expires_without_refresh_and_refresh_restores_it(backend: Backe
         "{name}"
     );
     let b = unique("bob");
-    s.presence_connect(&b, Duration::from_millis(30))
+    s.presence_set(&b, 1, Duration::from_millis(30))
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(80)).await; // let the TTL lapse
@@ -89,9 +89,9 @@ async fn presence_expires_without_refresh_and_refresh_restores_it(backend: Backe
     );
     s.presence_refresh(&[(b.clone(), 2)], TTL).await.unwrap();
     assert_eq!(
-        s.presence_disconnect(&b).await.unwrap(),
-        1,
-        "{name}: re-created from local count"
+        s.presence_online(std::slice::from_ref(&b)).await.unwrap(),
+        [true],
+        "{name}: re-created from the local count"
     );
 }
 
@@ -302,13 +302,13 @@ async fn redis_presence_outlives_a_crashed_instance_and_a_lost_record() {
     let base = RedisState::connect(&url).await.unwrap();
     let (a, b) = (base.other_instance(stale), base.other_instance(stale));
     let (u, v, w) = (unique("u"), unique("v"), unique("w"));
-    assert_eq!(a.presence_connect(&u, TTL).await.unwrap(), 1);
+    assert_eq!(a.presence_set(&u, 1, TTL).await.unwrap(), 1);
     assert_eq!(
-        b.presence_connect(&u, TTL).await.unwrap(),
+        b.presence_set(&u, 1, TTL).await.unwrap(),
         2,
         "one socket on each"
     );
-    b.presence_connect(&v, TTL).await.unwrap();
+    b.presence_set(&v, 1, TTL).await.unwrap();
 
     // b crashes: it stops refreshing; a keeps refreshing its own user. The
     // passing time is the scenario (the stale window), not a synchronisation.
@@ -328,17 +328,17 @@ async fn redis_presence_outlives_a_crashed_instance_and_a_lost_record() {
         "reaped once"
     );
     assert_eq!(
-        a.presence_disconnect(&u).await.unwrap(),
+        a.presence_set(&u, 0, TTL).await.unwrap(),
         0,
         "b's count is gone"
     );
 
-    // A lost record: every instance's refresh puts its own count back.
+    // A lost record (Redis restarted empty): each instance's next change or
+    // refresh puts its own count back.
     let c = base.other_instance(Duration::from_secs(30));
     let d = base.other_instance(Duration::from_secs(30));
-    c.presence_connect(&w, TTL).await.unwrap();
-    c.presence_connect(&w, TTL).await.unwrap();
-    d.presence_connect(&w, TTL).await.unwrap();
+    c.presence_set(&w, 2, TTL).await.unwrap();
+    d.presence_set(&w, 1, TTL).await.unwrap();
     let mut conn = ::redis::Client::open(url)
         .unwrap()
         .get_multiplexed_async_connection()
@@ -354,13 +354,17 @@ async fn redis_presence_outlives_a_crashed_instance_and_a_lost_record() {
         [false]
     );
     c.presence_refresh(&[(w.clone(), 2)], TTL).await.unwrap();
-    d.presence_refresh(&[(w.clone(), 1)], TTL).await.unwrap();
     assert_eq!(
-        d.presence_disconnect(&w).await.unwrap(),
+        d.presence_set(&w, 2, TTL).await.unwrap(),
+        4,
+        "d's next change restores its count beside c's refreshed one"
+    );
+    assert_eq!(
+        d.presence_set(&w, 0, TTL).await.unwrap(),
         2,
         "both of c's sockets still count"
     );
-    assert_eq!(c.presence_disconnect(&w).await.unwrap(), 1);
+    assert_eq!(c.presence_set(&w, 1, TTL).await.unwrap(), 1);
     c.presence_retire().await.unwrap();
     assert_eq!(
         d.presence_online(std::slice::from_ref(&w)).await.unwrap(),

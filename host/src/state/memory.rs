@@ -77,44 +77,23 @@ impl MemoryState {
 
 #[async_trait]
 impl Presence for MemoryState {
-    async fn presence_connect(&self, user: &str, ttl: Duration) -> StateResult<i64> {
+    async fn presence_set(&self, user: &str, count: i64, ttl: Duration) -> StateResult<i64> {
         Ok(self.with(|s| {
-            let count = s
-                .presence
-                .get(user)
-                .filter(|e| e.live())
-                .map_or(0, |e| e.value)
-                + 1;
-            s.presence
-                .insert(user.to_owned(), Expiring::new(count, ttl));
-            count
+            if count > 0 {
+                s.presence
+                    .insert(user.to_owned(), Expiring::new(count, ttl));
+                count
+            } else {
+                s.presence.remove(user);
+                0
+            }
         }))
-    }
-
-    async fn presence_disconnect(&self, user: &str) -> StateResult<i64> {
-        Ok(
-            self.with(|s| match s.presence.get_mut(user).filter(|e| e.live()) {
-                Some(entry) if entry.value > 1 => {
-                    entry.value -= 1;
-                    entry.value
-                }
-                _ => {
-                    s.presence.remove(user);
-                    0
-                }
-            }),
-        )
     }
 
     async fn presence_refresh(&self, users: &[(String, i64)], ttl: Duration) -> StateResult<()> {
         self.with(|s| {
-            for (user, local) in users {
-                let count = s
-                    .presence
-                    .get(user)
-                    .filter(|e| e.live())
-                    .map_or(*local, |e| e.value);
-                s.presence.insert(user.clone(), Expiring::new(count, ttl));
+            for (user, count) in users {
+                s.presence.insert(user.clone(), Expiring::new(*count, ttl));
             }
         });
         Ok(())

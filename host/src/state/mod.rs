@@ -83,12 +83,11 @@ pub const INSTANCE_STALE: Duration = Duration::from_secs(30);
 /// and a backend that lost its data gets every instance's own count back.
 #[async_trait]
 pub trait Presence: Send + Sync + 'static {
-    /// Counts one more connection of `user` on this instance; returns the
-    /// cluster-wide count.
-    async fn presence_connect(&self, user: &str, ttl: Duration) -> StateResult<i64>;
-    /// Counts one connection less on this instance; returns the remaining
-    /// cluster-wide count (0 = offline).
-    async fn presence_disconnect(&self, user: &str) -> StateResult<i64>;
+    /// Sets this instance's count of `user`'s connections (0 removes it) and
+    /// returns the cluster-wide count (0 = offline). The count is absolute, so
+    /// a backend that lost its data gets it back with the next change; the
+    /// caller writes one user's changes in order.
+    async fn presence_set(&self, user: &str, count: i64, ttl: Duration) -> StateResult<i64>;
     /// Marks this instance alive and sets its count of each of its users (the
     /// local connection counts, which re-create what the backend lost).
     async fn presence_refresh(&self, users: &[(String, i64)], ttl: Duration) -> StateResult<()>;

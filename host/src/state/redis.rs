@@ -20,9 +20,6 @@ use super::{
 pub const PLUGIN_CHANNEL: &str = "chat:plugins:changed";
 /// The analytics stream key.
 pub const EVENTS_KEY: &str = "chat:logs:events";
-/// How long a user's presence hash outlives its last write (every instance
-/// with the user refreshes it much more often).
-const PRESENCE_HASH_TTL: Duration = Duration::from_secs(60);
 /// Longest wait for one Redis answer before the action fails as `unavailable`.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -76,14 +73,16 @@ local function live_total(hash, cutoff)
 end
 ";
 
-/// KEYS: user hash, instance user set. ARGV: stale ms, instance, user, ttl ms, delta (+1/-1).
-const PRESENCE_COUNT: &str = r"
+/// KEYS: user hash, instance user set. ARGV: stale ms, instance, user, ttl ms,
+/// this instance's count of the user (0 removes it).
+const PRESENCE_SET: &str = r"
 local now = now_ms()
-local n = redis.call('HINCRBY', KEYS[1], ARGV[2], tonumber(ARGV[5]))
+local n = tonumber(ARGV[5])
 if n <= 0 then
   redis.call('HDEL', KEYS[1], ARGV[2])
   redis.call('SREM', KEYS[2], ARGV[3])
 else
+  redis.call('HSET', KEYS[1], ARGV[2], n)
   redis.call('SADD', KEYS[2], ARGV[3])
 end
 redis.call('ZADD', 'chat:presence-instances', now, ARGV[2])
@@ -174,7 +173,7 @@ pub struct RedisState {
     instance: String,
     /// [`INSTANCE_STALE`], shorter in tests.
     stale: Duration,
-    presence_count: Script,
+    presence_set: Script,
     presence_refresh: Script,
     presence_online: Script,
     presence_reap: Script,
@@ -210,7 +209,7 @@ impl RedisState {
             conn,
             instance: Alphanumeric.sample_string(&mut rand::rng(), 12),
             stale: INSTANCE_STALE,
-            presence_count: Script::new(&format!("{PRESENCE_TOTAL}{PRESENCE_COUNT}")),
+            presence_set: Script::new(&format!("{PRESENCE_TOTAL}{PRESENCE_SET}")),
             presence_refresh: Script::new(&format!("{PRESENCE_TOTAL}{PRESENCE_REFRESH}")),
             presence_online: Script::new(&format!("{PRESENCE_TOTAL}{PRESENCE_ONLINE}")),
             presence_reap: Script::new(&format!("{PRESENCE_TOTAL}{PRESENCE_REAP}")),
@@ -233,30 +232,22 @@ impl RedisState {
             ..self.clone()
         }
     }
+}
 
-    async fn count(&self, user: &str, ttl: Duration, delta: i64) -> StateResult<i64> {
-        self.presence_count
+#[async_trait]
+impl Presence for RedisState {
+    async fn presence_set(&self, user: &str, count: i64, ttl: Duration) -> StateResult<i64> {
+        self.presence_set
             .key(presence_key(user))
             .key(instance_users_key(&self.instance))
             .arg(millis(self.stale))
             .arg(&self.instance)
             .arg(user)
             .arg(millis(ttl))
-            .arg(delta)
+            .arg(count)
             .invoke_async(&mut self.conn())
             .await
             .map_err(err)
-    }
-}
-
-#[async_trait]
-impl Presence for RedisState {
-    async fn presence_connect(&self, user: &str, ttl: Duration) -> StateResult<i64> {
-        self.count(user, ttl, 1).await
-    }
-
-    async fn presence_disconnect(&self, user: &str) -> StateResult<i64> {
-        self.count(user, PRESENCE_HASH_TTL, -1).await
     }
 
     async fn presence_refresh(&self, users: &[(String, i64)], ttl: Duration) -> StateResult<()> {

@@ -202,6 +202,14 @@ async fn threads_users_and_participants(backend: Backend) {
         vec![thread.clone()],
         "{name}"
     );
+    let mut contacts = s.contacts_of_user(&carol).await.unwrap();
+    contacts.sort();
+    let mut expected = vec![alice.clone(), bob.clone()];
+    expected.sort();
+    assert_eq!(
+        contacts, expected,
+        "{name}: everyone carol shares a thread with, not carol"
+    );
     assert!(
         s.thread_meta(&unique("nope")).await.unwrap().is_none(),
         "{name}"

@@ -209,6 +209,8 @@ pub trait Directory: Send + Sync + 'static {
     async fn thread_meta(&self, thread: &str) -> StoreResult<Option<ThreadMeta>>;
     /// Ids of the threads `user` takes part in.
     async fn threads_of_user(&self, user: &str) -> StoreResult<Vec<String>>;
+    /// The users who share a thread with `user` (each once, not `user`).
+    async fn contacts_of_user(&self, user: &str) -> StoreResult<Vec<String>>;
 }
 
 /// Messages, their receipts and the participants' read marks.

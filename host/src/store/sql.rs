@@ -139,6 +139,18 @@ impl SqlStore {
         Ok(Page { items, has_more })
     }
 
+    /// The first column of every row of a query, as strings.
+    async fn strings(
+        &self,
+        query: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+    ) -> StoreResult<Vec<String>> {
+        let rows = query.fetch_all(&self.pool).await.map_err(err)?;
+        rows.iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()
+            .map_err(err)
+    }
+
     /// Connects to `url` (`mysql://…` or `sqlite://…`) and applies the migrations.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
         let store = Self::connect_without_migrating(url).await?;
@@ -356,15 +368,23 @@ impl Directory for SqlStore {
     }
 
     async fn threads_of_user(&self, user: &str) -> StoreResult<Vec<String>> {
-        let rows = sqlx::query("SELECT thread_id FROM chat_participant WHERE user_id = ?")
+        self.strings(
+            sqlx::query("SELECT thread_id FROM chat_participant WHERE user_id = ?").bind(user),
+        )
+        .await
+    }
+
+    async fn contacts_of_user(&self, user: &str) -> StoreResult<Vec<String>> {
+        self.strings(
+            sqlx::query(
+                "SELECT DISTINCT q.user_id FROM chat_participant p \
+                 JOIN chat_participant q ON q.thread_id = p.thread_id \
+                 WHERE p.user_id = ? AND q.user_id <> ?",
+            )
             .bind(user)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(err)?;
-        rows.iter()
-            .map(|r| r.try_get(0))
-            .collect::<Result<_, _>>()
-            .map_err(err)
+            .bind(user),
+        )
+        .await
     }
 }
 
