@@ -1,7 +1,8 @@
 // Backend outages (mysql-redis only): the server talks to MariaDB and Redis through
 // TCP proxies the test cuts and restores. Sends answer quickly (`unavailable`, never
-// a hang), nothing half-written remains, sockets stay connected, and service
-// resumes after the restore.
+// a hang), nothing half-written remains, sockets stay connected, service resumes
+// after the restore, and (MariaDB) the delivery ledger holds: every acked send
+// stored once, every message reaching the recipient, no false `deliveredAt`.
 
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
@@ -10,6 +11,7 @@ import { closeAll, newClientMessageId } from './lib/client.mjs';
 import { databaseUrl, isMysqlRedis, needsMysqlRedis, redisUrl } from './lib/config.mjs';
 import { cast, eventually, online, onlineIn } from './lib/fixtures.mjs';
 import { fullHistory, request } from './lib/http.mjs';
+import { assertLedger } from './lib/ledger.mjs';
 import { proxyFor } from './lib/proxy.mjs';
 import { startServer } from './lib/server.mjs';
 
@@ -75,6 +77,7 @@ describe('backend outages', { skip: needsMysqlRedis }, () => {
       const { client, freelancer, thread } = await cast(server);
       const c = await onlineIn(server, client, thread.id);
       const f = await onlineIn(server, freelancer, thread.id);
+      let fNext;
       try {
         const before = await c.send(thread.id, 'before the outage'); // warms caches, like real traffic
         await f.nextMessage(before.id);
@@ -121,9 +124,13 @@ describe('backend outages', { skip: needsMysqlRedis }, () => {
           what: '/readyz is 200 again',
         });
         assertStillConnected(c, f);
+        // The freelancer's next connection completes what the live one missed
+        // (an ack whose receipt write hit the outage is owed again: at least once).
+        fNext = await online(server, freelancer, { label: 'freelancer-next' });
+        await assertLedger(server, thread.id, { acked: [before, retried, after], received: { [freelancer.id]: [f, fNext] } });
       } finally {
         mysql.proxy.restore();
-        await closeAll(c, f);
+        await closeAll(c, f, fNext);
       }
     });
   }
