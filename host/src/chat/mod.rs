@@ -60,6 +60,10 @@ pub struct ChatService {
     deliveries: TaskTracker,
     /// Acknowledged receipts on their way to the store.
     marks: DeliveryMarks,
+    /// Connects and disconnects whose database work (announcement, replay)
+    /// runs at once: half the store's parallelism, so a reconnect storm queues
+    /// its own arrivals and leaves the rest to sends and reads.
+    arrivals: tokio::sync::Semaphore,
 }
 
 /// Whether each backend answered a readiness probe.
@@ -84,6 +88,7 @@ impl ChatService {
     ) -> Self {
         Self {
             threads: ThreadDirectory::new(store.clone(), state.clone()),
+            arrivals: tokio::sync::Semaphore::new((store.parallelism() / 2).max(1)),
             policy,
             presence: LocalPresence::default(),
             store,

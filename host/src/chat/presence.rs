@@ -125,6 +125,8 @@ impl ChatService {
     pub async fn connect(&self, actor: &Actor, cursor: Option<MessageId>) -> Arrival {
         self.presence.open();
         metrics::gauge!("chat_connections").increment(1.0);
+        // Never closed, so the permit is always granted (possibly after a wait).
+        let _turn = self.arrivals.acquire().await;
         let user = &actor.user_id;
         let counted = self
             .presence
@@ -196,6 +198,7 @@ impl ChatService {
 
     /// A socket of `actor` went away: announce the user offline if it was their last.
     pub async fn disconnect(&self, actor: &Actor) {
+        let _turn = self.arrivals.acquire().await;
         let user = &actor.user_id;
         let counted = self
             .presence

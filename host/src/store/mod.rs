@@ -313,4 +313,6 @@ pub trait PluginArchive: Send + Sync + 'static {
 pub trait ChatStore: Directory + Messages + AuditChain + PluginArchive + 'static {
     /// Checks the database answers.
     async fn ping(&self) -> StoreResult<()>;
+    /// How many statements the store runs at once (its connection pool).
+    fn parallelism(&self) -> usize;
 }

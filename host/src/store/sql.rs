@@ -906,4 +906,8 @@ impl ChatStore for SqlStore {
             .map(drop)
             .map_err(err)
     }
+
+    fn parallelism(&self) -> usize {
+        self.pool.options().get_max_connections() as usize
+    }
 }
