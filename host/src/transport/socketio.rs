@@ -100,9 +100,13 @@ impl<A: Adapter> Fanout for SocketFanout<A> {
                 return false;
             }
         };
-        let mut acks = std::pin::pin!(acks);
+        let mut acks = Box::pin(acks);
         while let Some((_, result)) = acks.next().await {
             if answered(&result) {
+                // The other devices' answers are still read (until they all
+                // answered or timed out), so the Redis adapter does not get
+                // answers for a request it forgot.
+                tokio::spawn(async move { while acks.next().await.is_some() {} });
                 return true;
             }
             if matches!(
