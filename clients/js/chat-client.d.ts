@@ -73,6 +73,10 @@ export class ChatClient {
   request(event: string, payload?: unknown): Promise<Record<string, unknown>>;
   join(threadId: string): Promise<ThreadView>;
   leave(threadId: string): Promise<Record<string, never>>;
+  /**
+   * Resolves to the stored message. Retried with the same `clientMessageId` after a
+   * `timeout` or `unavailable`, up to `attempts` (default 3) with a backoff from 250 ms.
+   */
   send(threadId: string, body: string, options?: { clientMessageId?: string; attempts?: number }): Promise<Message>;
   read(threadId: string, messageId: string): Promise<{ lastReadMessageId: string }>;
   typing(threadId: string, isTyping: boolean): Promise<Record<string, never>>;

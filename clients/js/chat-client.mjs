@@ -30,6 +30,8 @@ export class ChatError extends Error {
 
 /** How many message ids are remembered to drop duplicates. */
 const SEEN_MAX = 10_000;
+/** Error codes after which the same send may succeed: no ack, or a backend outage. */
+const RETRYABLE = new Set(['timeout', 'unavailable']);
 
 /** A decimal message id as a BigInt (ids may exceed 2^53). */
 const idOf = (id) => BigInt(id);
@@ -135,7 +137,9 @@ export class ChatClient {
 
   /**
    * Sends a message; resolves to the stored message. A send whose ack did not
-   * come is retried with the same clientMessageId, which the server stores once.
+   * come (`timeout`) or that the server could not store for now (`unavailable`:
+   * a backend outage) is retried with the same clientMessageId, which the
+   * server stores once, after 250 ms, 500 ms, 1 s, … (at most 4 s).
    */
   async send(threadId, body, { clientMessageId = randomKey(), attempts = 3 } = {}) {
     for (let attempt = 1; ; attempt++) {
@@ -144,7 +148,8 @@ export class ChatClient {
         this.remember(message.id);
         return message;
       } catch (e) {
-        if (e.code !== 'timeout' || attempt >= attempts) throw e;
+        if (!RETRYABLE.has(e.code) || attempt >= attempts) throw e;
+        await new Promise((r) => setTimeout(r, Math.min(4_000, 250 * 2 ** (attempt - 1))));
       }
     }
   }

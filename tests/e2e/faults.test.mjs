@@ -7,6 +7,9 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 
+import { io } from 'socket.io-client';
+
+import { ChatClient } from '../../clients/js/chat-client.mjs';
 import { closeAll, newClientMessageId } from './lib/client.mjs';
 import { databaseUrl, isMysqlRedis, needsMysqlRedis, redisUrl } from './lib/config.mjs';
 import { cast, eventually, online, onlineIn } from './lib/fixtures.mjs';
@@ -134,6 +137,41 @@ describe('backend outages', { skip: needsMysqlRedis }, () => {
       }
     });
   }
+
+  it('the client helper retries a send refused as unavailable while MariaDB is cut: stored once, delivered once', async () => {
+    const { client, freelancer, thread } = await cast(server);
+    const chat = new ChatClient(io, server.url, { token: client.token });
+    const f = await online(server, freelancer);
+    try {
+      await chat.ready;
+      const warm = await chat.send(thread.id, 'before the outage');
+      await f.nextMessage(warm.id);
+      // The database comes back once an attempt was refused as unavailable.
+      const request = chat.request.bind(chat);
+      const refused = new Promise((resolve) => {
+        chat.request = async (event, payload) => {
+          try {
+            return await request(event, payload);
+          } catch (e) {
+            if (e.code === 'unavailable') resolve();
+            throw e;
+          }
+        };
+      });
+      mysql.proxy.cut('reset');
+      const sending = chat.send(thread.id, 'through the outage', { attempts: 8 });
+      await refused;
+      mysql.proxy.restore();
+      const stored = await sending;
+      await f.nextMessage(stored.id, 10_000);
+      const history = await fullHistory(server, thread.id);
+      assert.deepEqual(history.map((m) => m.body), ['before the outage', 'through the outage'], 'stored once');
+    } finally {
+      mysql.proxy.restore();
+      chat.close();
+      await closeAll(f);
+    }
+  });
 
   for (const mode of ['reset', 'blackhole']) {
     const deadline = mode === 'reset' ? REDIS_DOWN_ANSWER_MS : PARTITION_ANSWER_MS;
