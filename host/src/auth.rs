@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use crate::domain::{Role, is_valid_id};
 
-/// Clock skew tolerated on `exp`, in seconds ("a few seconds at most").
+/// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds ("a few seconds at most").
 const LEEWAY_SECS: u64 = 2;
 
 /// A verified caller.
@@ -29,15 +29,20 @@ pub enum AuthError {
     /// `role` is not one of the known roles.
     #[error("invalid role")]
     Role,
+    /// `iat` is in the future: the token was not issued yet.
+    #[error("issued in the future")]
+    IssuedLater,
 }
 
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
     role: String,
+    iat: Option<u64>,
 }
 
-/// Verifies client JWTs (HS256 only, `exp` required).
+/// Verifies client JWTs (HS256 only, `exp` required; `nbf` and `iat`, when
+/// present, not in the future).
 pub struct TokenVerifier {
     key: DecodingKey,
     validation: Validation,
@@ -48,6 +53,7 @@ impl TokenVerifier {
     pub fn new(secret: &str) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "sub"]);
         Self {
             key: DecodingKey::from_secret(secret.as_bytes()),
@@ -55,9 +61,15 @@ impl TokenVerifier {
         }
     }
 
-    /// Checks signature, algorithm, expiry, subject and role.
+    /// Checks signature, algorithm, lifetime (`exp`, `nbf`, `iat`), subject and role.
     pub fn verify(&self, token: &str) -> Result<Identity, AuthError> {
         let claims = decode::<Claims>(token, &self.key, &self.validation)?.claims;
+        if claims
+            .iat
+            .is_some_and(|iat| iat > jsonwebtoken::get_current_timestamp() + LEEWAY_SECS)
+        {
+            return Err(AuthError::IssuedLater);
+        }
         if !is_valid_id(&claims.sub) {
             return Err(AuthError::Subject);
         }
@@ -99,6 +111,11 @@ mod tests {
             "s3cret",
         );
         assert_eq!(v.verify(&ok).unwrap().role, Role::Freelancer);
+        let current = sign(
+            json!({"sub":"u1","role":"client","exp":now()+60,"nbf":now()+1,"iat":now()+1}),
+            "s3cret",
+        );
+        assert!(v.verify(&current).is_ok(), "within the leeway");
 
         let cases = [
             sign(json!({"sub":"u1","role":"client","exp":now()+60}), "other"),
@@ -106,6 +123,15 @@ mod tests {
             sign(json!({"sub":"u1","role":"client"}), "s3cret"),
             sign(json!({"sub":"u 1","role":"client","exp":now()+60}), "s3cret"),
             sign(json!({"sub":"u1","role":"root","exp":now()+60}), "s3cret"),
+            // not valid yet, or issued in the future
+            sign(
+                json!({"sub":"u1","role":"client","exp":now()+7200,"nbf":now()+3600}),
+                "s3cret",
+            ),
+            sign(
+                json!({"sub":"u1","role":"client","exp":now()+60,"iat":now()+365*86400}),
+                "s3cret",
+            ),
             // alg: none, unsigned
             "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJ1MSIsInJvbGUiOiJhZG1pbiIsImV4cCI6OTk5OTk5OTk5OX0.".into(),
             "garbage".into(),

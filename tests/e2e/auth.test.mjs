@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { closeAll, connect, connectError } from './lib/client.mjs';
 import { assertTimestamp, rid } from './lib/fixtures.mjs';
 import { startServer } from './lib/server.mjs';
-import { algNoneToken, expiredToken, mintToken, noExpToken, signRaw, tamperedToken, wrongSignatureToken } from './lib/tokens.mjs';
+import { algNoneToken, expiredToken, issuedLaterToken, mintToken, noExpToken, notYetValidToken, signRaw, tamperedToken, wrongSignatureToken } from './lib/tokens.mjs';
 
 describe('handshake authentication', () => {
   let server;
@@ -66,6 +66,8 @@ describe('handshake authentication', () => {
     ['an unsigned alg:none token', () => ({ token: algNoneToken(rid('u'), 'admin') })],
     ['an expired token', (s) => ({ token: expiredToken(s.jwtSecret, rid('u')) })],
     ['a token without exp', (s) => ({ token: noExpToken(s.jwtSecret, rid('u')) })],
+    ['a token not valid yet (nbf an hour ahead)', (s) => ({ token: notYetValidToken(s.jwtSecret, rid('u')) })],
+    ['a token issued in the future (iat a year ahead)', (s) => ({ token: issuedLaterToken(s.jwtSecret, rid('u')) })],
     ['a token with an unknown role', (s) => ({ token: mintToken(s.jwtSecret, rid('u'), 'superuser') })],
     ['a token without role', (s) => ({ token: signRaw(s.jwtSecret, { sub: rid('u'), exp: Math.floor(Date.now() / 1000) + 600 }) })],
     ['a token whose sub has forbidden characters', (s) => ({ token: mintToken(s.jwtSecret, 'bad id!', 'client') })],

@@ -164,7 +164,7 @@ describe('two instances', { skip: needsMysqlRedis }, () => {
     const newcomer = await newUser(s2, { role: 'freelancer' });
     const n = await online(s2, newcomer);
     try {
-      await n.fails('chat:join', { threadId: thread.id }, 'forbidden');
+      await n.fails('chat:join', { threadId: thread.id }, 'not_found');
       const res = await fetch(new URL(`/api/threads/${thread.id}/participants`, s1.url), {
         method: 'POST',
         headers: { authorization: `Bearer ${s1.serviceToken}`, 'content-type': 'application/json' },

@@ -8,7 +8,7 @@ import { closeAll } from './lib/client.mjs';
 import { DECIMAL_ID, assertMessage, assertTimestamp, cast, eventually, newThread, newUser, online, onlineIn, participant, rid, sendMany } from './lib/fixtures.mjs';
 import { assertHttpError, assertOk, getMessages, postParticipant, postThread, request, upsertUser } from './lib/http.mjs';
 import { startServer } from './lib/server.mjs';
-import { algNoneToken, expiredToken, mintToken, wrongSignatureToken } from './lib/tokens.mjs';
+import { algNoneToken, expiredToken, issuedLaterToken, mintToken, notYetValidToken, wrongSignatureToken } from './lib/tokens.mjs';
 
 let server;
 before(async () => {
@@ -52,7 +52,7 @@ describe('HTTP API: bearer authentication', () => {
     assert.equal(res.status, 200, res.text);
   });
 
-  it('a wrong service token, a non-Bearer scheme, a forged or expired JWT are 401', async () => {
+  it('a wrong service token, a non-Bearer scheme, a forged, expired, not yet valid or future-issued JWT are 401', async () => {
     const bad = [
       { token: 'not-the-service-token' },
       { authorization: `Basic ${Buffer.from(`svc:${server.serviceToken}`).toString('base64')}` },
@@ -60,6 +60,8 @@ describe('HTTP API: bearer authentication', () => {
       { token: wrongSignatureToken(rid('a'), 'admin') },
       { token: algNoneToken(rid('a'), 'admin') },
       { token: expiredToken(server.jwtSecret, rid('a'), 'admin') },
+      { token: notYetValidToken(server.jwtSecret, rid('a'), 'admin') },
+      { token: issuedLaterToken(server.jwtSecret, rid('a'), 'admin') },
     ];
     for (const [name, call] of await routes()) {
       for (const opts of bad) {
@@ -210,8 +212,8 @@ describe('HTTP API: threads', () => {
     const n = await online(server, newcomer);
     const c = await online(server, client);
     try {
-      // Before: forbidden (this also warms any thread cache, which the add must not leave stale).
-      await n.fails('chat:join', { threadId: thread.id }, 'forbidden');
+      // Before: not_found (this also warms any thread cache, which the add must not leave stale).
+      await n.fails('chat:join', { threadId: thread.id }, 'not_found');
       assertOk(await postParticipant(server, thread.id, newcomer.id), 'add participant');
       const t = await n.join(thread.id);
       assert.deepEqual(t.participants.map((p) => p.userId).sort(), [client.id, freelancer.id, newcomer.id].sort());

@@ -252,15 +252,15 @@ describe('chat:send-message: delivery', () => {
 });
 
 describe('chat:send-message: access', () => {
-  it('a non-participant gets forbidden and nothing is delivered', async () => {
+  it('a non-participant gets not_found and nothing is delivered', async () => {
     const { client, freelancer, stranger, thread } = await cast(server);
     const s = await online(server, stranger);
     const f = await online(server, freelancer);
     const c = await online(server, client);
     try {
-      await s.fails('chat:send-message', { threadId: thread.id, body: 'let me in', clientMessageId: newClientMessageId() }, 'forbidden');
+      await s.fails('chat:send-message', { threadId: thread.id, body: 'let me in', clientMessageId: newClientMessageId() }, 'not_found');
       const m = await c.send(thread.id, 'sync point');
-      assert.deepEqual((await f.next('chat:message')).message, m, 'the forbidden message never arrives');
+      assert.deepEqual((await f.next('chat:message')).message, m, 'the refused message never arrives');
     } finally {
       await closeAll(s, f, c);
     }

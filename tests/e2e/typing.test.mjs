@@ -92,11 +92,11 @@ describe('chat:typing', () => {
     }
   });
 
-  it('a non-participant gets forbidden', async () => {
+  it('a non-participant gets not_found', async () => {
     const { stranger, thread } = await cast(server);
     const s = await online(server, stranger);
     try {
-      await s.fails('chat:typing', { threadId: thread.id, isTyping: true }, 'forbidden');
+      await s.fails('chat:typing', { threadId: thread.id, isTyping: true }, 'not_found');
     } finally {
       await s.close();
     }

@@ -80,13 +80,13 @@ impl ChatService {
         Ok(Joined { thread: view })
     }
 
-    /// Checks a `chat:leave` names a thread that exists (`not_found` otherwise) and
-    /// returns it; the transport then takes the socket out of the thread room
-    /// (leaving a thread the socket never joined is fine).
-    pub async fn leave(&self, payload: Value) -> Result<String, ChatError> {
+    /// Checks a `chat:leave` names a thread the actor may know of (`not_found`
+    /// otherwise, as for every thread request) and returns it; the transport then
+    /// takes the socket out of the thread room (leaving a thread the socket never
+    /// joined is fine).
+    pub async fn leave(&self, actor: &Actor, payload: Value) -> Result<String, ChatError> {
         let ThreadRef { thread_id } = validate::payload(payload)?;
-        validate::id("threadId", &thread_id)?;
-        Ok(self.threads.require(&thread_id).await?.id)
+        Ok(self.visible_thread(actor, &thread_id).await?.id)
     }
 
     async fn thread_view(

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use tokio_util::task::TaskTracker;
 
-use crate::domain::Actor;
 use crate::domain::model::ThreadMeta;
 use crate::domain::policy::{Action, Request};
+use crate::domain::{Actor, Role};
 use crate::events::EventBus;
 use crate::state::StateStore;
 use crate::store::ChatStore;
@@ -123,16 +123,16 @@ impl ChatService {
         }
     }
 
-    /// The preamble of every thread request: a well-formed id, a thread that
-    /// exists (`not_found`), and the access chain's consent (`forbidden`).
+    /// The preamble of every thread request: a thread the actor may know of
+    /// ([`ChatService::visible_thread`]) and the access chain's consent
+    /// (`forbidden`).
     async fn authorize(
         &self,
         actor: &Actor,
         action: Action,
         thread_id: &str,
     ) -> Result<ThreadMeta, ChatError> {
-        validate::id("threadId", thread_id)?;
-        let thread = self.threads.require(thread_id).await?;
+        let thread = self.visible_thread(actor, thread_id).await?;
         self.policy
             .check_access(&Request {
                 action,
@@ -140,6 +140,32 @@ impl ChatService {
                 thread: &thread,
             })
             .await?;
+        Ok(thread)
+    }
+
+    /// A well-formed thread id of a thread the actor may know of. One that does
+    /// not exist and, to anyone but an admin, one they are not in get the same
+    /// `not_found`, so thread ids cannot be probed.
+    async fn visible_thread(
+        &self,
+        actor: &Actor,
+        thread_id: &str,
+    ) -> Result<ThreadMeta, ChatError> {
+        validate::id("threadId", thread_id)?;
+        let unknown = || {
+            ChatError::NotFound(if actor.role == Role::Admin {
+                format!("thread {thread_id} does not exist")
+            } else {
+                format!("thread {thread_id} does not exist or you are not a participant")
+            })
+        };
+        let thread = match self.threads.require(thread_id).await {
+            Err(ChatError::NotFound(_)) => return Err(unknown()),
+            other => other?,
+        };
+        if actor.role != Role::Admin && !thread.has_participant(&actor.user_id) {
+            return Err(unknown());
+        }
         Ok(thread)
     }
 }

@@ -381,7 +381,7 @@ async fn a_repeated_client_message_id_returns_the_stored_message_and_a_reused_on
 #[tokio::test]
 async fn bad_sends_are_refused_with_the_contracts_codes_and_store_nothing() {
     let w = world().await;
-    assert_eq!(code(w.send(&w.eve, "k1", "hi").await), "forbidden");
+    assert_eq!(code(w.send(&w.eve, "k1", "hi").await), "not_found");
     assert_eq!(code(w.send(&w.alice, "k2", "   ").await), "invalid_payload");
     assert_eq!(
         code(w.send(&w.alice, "k3", &"x".repeat(101)).await),
@@ -449,17 +449,76 @@ async fn join_shows_the_thread_to_participants_and_admins_only() {
 
     let join =
         async |who: &Actor, thread: &str| w.chat.join(who, json!({ "threadId": thread })).await;
-    assert_eq!(code(join(&w.eve, &w.thread).await), "forbidden");
+    assert_eq!(code(join(&w.eve, &w.thread).await), "not_found");
     assert_eq!(code(join(&w.alice, "missing").await), "not_found");
     assert_eq!(code(join(&w.alice, "bad id!").await), "invalid_payload");
     assert_eq!(
-        code(w.chat.leave(json!({ "threadId": "missing" })).await),
+        code(
+            w.chat
+                .leave(&w.alice, json!({ "threadId": "missing" }))
+                .await
+        ),
         "not_found"
     );
     assert_eq!(
-        w.chat.leave(json!({ "threadId": w.thread })).await.unwrap(),
+        w.chat
+            .leave(&w.alice, json!({ "threadId": w.thread }))
+            .await
+            .unwrap(),
         w.thread
     );
+}
+
+#[tokio::test]
+async fn a_non_participant_cannot_tell_an_existing_thread_from_a_missing_one() {
+    let w = world().await;
+    let m = w.send(&w.alice, "k1", "private").await.unwrap();
+    let missing = "no-such-thread";
+    // Every thread request of eve, on the real thread and on a missing one.
+    let answers = async |thread: &str| -> Vec<(String, String)> {
+        let chat = &w.chat;
+        let eve = &w.eve;
+        let results = [
+            chat.join(eve, json!({ "threadId": thread }))
+                .await
+                .map(drop),
+            chat.leave(eve, json!({ "threadId": thread }))
+                .await
+                .map(drop),
+            chat.history(eve, json!({ "threadId": thread }))
+                .await
+                .map(drop),
+            chat.typing(eve, json!({ "threadId": thread, "isTyping": true }))
+                .await
+                .map(drop),
+            chat.read(eve, json!({ "threadId": thread, "messageId": m.id }))
+                .await
+                .map(drop),
+            chat.send_message(
+                eve,
+                json!({ "threadId": thread, "body": "let me in", "clientMessageId": "k2" }),
+            )
+            .await
+            .map(drop),
+        ];
+        results
+            .into_iter()
+            .map(|r| {
+                let e = r.expect_err("refused");
+                let wire = e.to_wire();
+                (
+                    wire["code"].as_str().unwrap().to_owned(),
+                    wire["message"].as_str().unwrap().replace(thread, "<id>"),
+                )
+            })
+            .collect()
+    };
+    let existing = answers(&w.thread).await;
+    assert!(
+        existing.iter().all(|(code, _)| code == "not_found"),
+        "{existing:?}"
+    );
+    assert_eq!(existing, answers(missing).await, "the same answers");
 }
 
 #[tokio::test]
@@ -532,7 +591,7 @@ async fn typing_is_relayed_to_the_thread_and_a_send_ends_it() {
                 .typing(&w.eve, json!({ "threadId": w.thread, "isTyping": true }))
                 .await
         ),
-        "forbidden"
+        "not_found"
     );
 }
 
@@ -587,7 +646,7 @@ async fn history_pages_backwards_oldest_first_and_caps_the_limit() {
                 .history(&w.eve, json!({ "threadId": w.thread }))
                 .await
         ),
-        "forbidden"
+        "not_found"
     );
 }
 

@@ -235,8 +235,8 @@ impl Handlers {
             &socket,
             &actor,
             "chat:leave",
-            |chat, socket, _actor, data| async move {
-                socket.leave(thread_room(&chat.leave(data).await?));
+            |chat, socket, actor, data| async move {
+                socket.leave(thread_room(&chat.leave(&actor, data).await?));
                 Ok(json!({}))
             },
         );

@@ -46,3 +46,13 @@ export function expiredToken(secret, sub, role = 'client') {
 export function noExpToken(secret, sub, role = 'client') {
   return signRaw(secret, { sub, role });
 }
+
+/** A correctly signed token that is not valid yet (`nbf` an hour ahead). */
+export function notYetValidToken(secret, sub, role = 'client') {
+  return mintToken(secret, sub, role, { nbf: nowSec() + 3600, exp: nowSec() + 7200 });
+}
+
+/** A correctly signed token issued a year from now (`iat` in the future). */
+export function issuedLaterToken(secret, sub, role = 'client') {
+  return mintToken(secret, sub, role, { iat: nowSec() + 365 * 86400 });
+}
