@@ -227,6 +227,23 @@ describe('plugins: each hook kind decides real events', () => {
       }
     });
 
+    it('the kv admin API refuses what it cannot honour: ttlMs 0 or over a year (400, the key untouched), an unknown plugin (404)', async () => {
+      const key = `blocked:${newClientMessageId()}`;
+      const path = `/admin/plugins/blocklist/kv/${encodeURIComponent(key)}`;
+      await kvSet(server, 'blocklist', key, 'kept');
+      for (const ttlMs of [0, 365 * 24 * 3600 * 1000 + 1, 2 ** 53]) {
+        const res = await request(server, 'PUT', path, { body: { value: 'x', ttlMs } });
+        assertHttpError(res, 400, 'invalid_payload');
+        assert.deepEqual((await kvGet(server, 'blocklist', key)).json, { value: 'kept' }, `ttlMs ${ttlMs} changed nothing (no silent unblock)`);
+      }
+      await kvSet(server, 'blocklist', key, 'a year', 365 * 24 * 3600 * 1000);
+      for (const [method, body] of [['PUT', { value: '1' }], ['GET'], ['DELETE']]) {
+        const res = await request(server, method, `/admin/plugins/blocklsit/kv/${encodeURIComponent(key)}`, { body });
+        assertHttpError(res, 404, 'not_found');
+      }
+      await kvDelete(server, 'blocklist', key);
+    });
+
     it('a block with ttlMs expires by itself', async (t) => {
       const { freelancer, thread } = await cast(server);
       const f = await online(server, freelancer);

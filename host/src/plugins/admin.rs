@@ -6,12 +6,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::Engine as _;
 
 use super::error::PluginError;
-use super::imports::{check_key, check_value};
+use super::imports::{check_key, check_ttl, check_value};
 use super::loaded::LoadedPlugin;
 use super::manifest::{Manifest, is_valid_name};
 use super::registry::PluginRegistry;
@@ -144,9 +143,24 @@ impl PluginAdmin {
         Ok(plugin)
     }
 
+    /// A well-formed key of a plugin this host knows (`not_found` otherwise, so
+    /// a misspelled name is not a silent write into nowhere).
+    fn kv_address(&self, name: &str, key: &str) -> Result<(), PluginError> {
+        if !is_valid_name(name) {
+            return Err(PluginError::invalid(format!(
+                "invalid plugin name {name:?}: use 1-64 chars of a-z 0-9 -"
+            )));
+        }
+        check_key(key).map_err(PluginError::InvalidRequest)?;
+        if self.registry.get(name).is_none() {
+            return Err(PluginError::NotFound(format!("no plugin named {name}")));
+        }
+        Ok(())
+    }
+
     /// Reads one key of a plugin's key-value store.
     pub async fn kv_get(&self, name: &str, key: &str) -> Result<KvValue, PluginError> {
-        kv_address(name, key)?;
+        self.kv_address(name, key)?;
         self.state
             .kv_get(name, key)
             .await?
@@ -161,10 +175,11 @@ impl PluginAdmin {
         name: &str,
         key: &str,
         value: &str,
-        ttl: Option<Duration>,
+        ttl_ms: Option<u64>,
     ) -> Result<(), PluginError> {
-        kv_address(name, key)?;
+        self.kv_address(name, key)?;
         check_value(value).map_err(PluginError::InvalidRequest)?;
+        let ttl = check_ttl(ttl_ms).map_err(PluginError::InvalidRequest)?;
         self.state.kv_set(name, key, value, ttl).await?;
         self.sync.kv_changed(name, key).await?;
         self.publish(EventKind::PluginKvSet, actor, name);
@@ -173,7 +188,7 @@ impl PluginAdmin {
 
     /// Deletes one key of a plugin's key-value store.
     pub async fn kv_delete(&self, actor: &Actor, name: &str, key: &str) -> Result<(), PluginError> {
-        kv_address(name, key)?;
+        self.kv_address(name, key)?;
         self.state.kv_delete(name, key).await?;
         self.sync.kv_changed(name, key).await?;
         self.publish(EventKind::PluginKvDeleted, actor, name);
@@ -198,15 +213,6 @@ impl PluginAdmin {
         thread_address(thread)?;
         Ok(self.audit.verify(thread).await?)
     }
-}
-
-fn kv_address(name: &str, key: &str) -> Result<(), PluginError> {
-    if !is_valid_name(name) {
-        return Err(PluginError::invalid(format!(
-            "invalid plugin name {name:?}: use 1-64 chars of a-z 0-9 -"
-        )));
-    }
-    check_key(key).map_err(PluginError::InvalidRequest)
 }
 
 fn thread_address(thread: &str) -> Result<(), PluginError> {

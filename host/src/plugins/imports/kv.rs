@@ -10,6 +10,8 @@ use crate::plugins::store_data::PluginState;
 pub const MAX_KEY: usize = 256;
 /// Longest value, in bytes.
 pub const MAX_VALUE: usize = 64 << 10;
+/// Longest time to live of a key: a year, in milliseconds.
+pub const MAX_TTL_MS: u64 = 365 * 24 * 3600 * 1000;
 
 /// The key rule of every plugin key-value store: 1-[`MAX_KEY`] bytes.
 pub fn check_key(key: &str) -> Result<(), String> {
@@ -25,6 +27,16 @@ pub fn check_value(value: &str) -> Result<(), String> {
         return Err(format!("values are at most {MAX_VALUE} bytes"));
     }
     Ok(())
+}
+
+/// The TTL rule: none, or 1 ms to [`MAX_TTL_MS`] (0 is not "delete": deleting
+/// is its own call).
+pub fn check_ttl(ttl_ms: Option<u64>) -> Result<Option<Duration>, String> {
+    match ttl_ms {
+        Some(0) => Err("ttlMs must be at least 1 (delete the key to remove it)".into()),
+        Some(ms) if ms > MAX_TTL_MS => Err(format!("ttlMs is at most {MAX_TTL_MS} (a year)")),
+        other => Ok(other.map(Duration::from_millis)),
+    }
 }
 
 impl kv::Host for PluginState {
@@ -49,8 +61,8 @@ impl kv::Host for PluginState {
     async fn set(&mut self, key: String, value: String, ttl_ms: Option<u64>) -> Result<(), String> {
         check_key(&key)?;
         check_value(&value)?;
+        let ttl = check_ttl(ttl_ms)?;
         let env = self.env.clone();
-        let ttl = ttl_ms.map(Duration::from_millis);
         let written = env.state.kv_set(&env.name, &key, &value, ttl).await;
         match written {
             Ok(()) => env.kv_cache.put(&key, Some(value), ttl),
@@ -61,10 +73,11 @@ impl kv::Host for PluginState {
 
     async fn incr(&mut self, key: String, delta: i64, ttl_ms: Option<u64>) -> Result<i64, String> {
         check_key(&key)?;
+        let ttl = check_ttl(ttl_ms)?;
         let env = self.env.clone();
         env.kv_cache.forget(&key);
         env.state
-            .kv_incr(&env.name, &key, delta, ttl_ms.map(Duration::from_millis))
+            .kv_incr(&env.name, &key, delta, ttl)
             .await
             .map_err(|e| e.to_string())
     }

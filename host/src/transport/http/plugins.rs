@@ -2,7 +2,6 @@
 //! calls [`PluginAdmin`](crate::plugins::admin::PluginAdmin), encodes.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -87,8 +86,10 @@ pub struct PluginUpload {
 pub struct KvEntry {
     /// The value.
     pub value: String,
-    /// Expiry in milliseconds, if any: the TTL to set on a write, the time left on a read.
+    /// Expiry in milliseconds, if any: the TTL to set on a write (1 ms to a
+    /// year; 0 is refused, deleting is its own call), the time left on a read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 31_536_000_000_u64)]
     pub ttl_ms: Option<u64>,
 }
 
@@ -251,7 +252,8 @@ pub(super) async fn kv_get(
 /// puts a thread under audit).
 #[utoipa::path(put, path = "/admin/plugins/{name}/kv/{key}", params(("name" = String, Path), ("key" = String, Path)),
     request_body = KvEntry,
-    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub(super) async fn kv_put(
     State(ctx): State<HttpContext>,
@@ -259,16 +261,16 @@ pub(super) async fn kv_put(
     Path((name, key)): Path<(String, String)>,
     Body(entry): Body<KvEntry>,
 ) -> Result<StatusCode, ApiError> {
-    let ttl = entry.ttl_ms.map(Duration::from_millis);
     ctx.plugins
-        .kv_set(&actor, &name, &key, &entry.value, ttl)
+        .kv_set(&actor, &name, &key, &entry.value, entry.ttl_ms)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Deletes one key of a plugin's key-value store.
 #[utoipa::path(delete, path = "/admin/plugins/{name}/kv/{key}", params(("name" = String, Path), ("key" = String, Path)),
-    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub(super) async fn kv_delete(
     State(ctx): State<HttpContext>,
