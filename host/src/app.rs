@@ -167,9 +167,15 @@ impl Server<'_> {
         // buffer must hold them (socketioxide's default is 128 packets). Client frames
         // are small events, so a 1 KiB WebSocket read buffer (default 4 KiB) saves
         // ~3 KiB per idle socket; a larger frame is read in several chunks.
+        // Oversized client frames are refused by the transport before they are
+        // read into memory, authenticated or not.
+        let frame = self.config.frame_limit()?;
         let (layer, io) = builder
             .max_buffer_size(1024)
             .ws_read_buffer_size(1024)
+            .ws_max_message_size(frame)
+            .ws_max_frame_size(frame)
+            .max_payload(frame as u64)
             .ping_interval(Duration::from_millis(self.config.ping_interval_ms))
             .ping_timeout(Duration::from_millis(self.config.ping_timeout_ms))
             .ack_timeout(DELIVERY_ACK_TIMEOUT)

@@ -57,6 +57,11 @@ pub struct Config {
     /// that went silently dead is found within interval + timeout.
     #[arg(long, env = "CHAT_PING_TIMEOUT_MS", default_value_t = 10_000)]
     pub ping_timeout_ms: u64,
+    /// Largest WebSocket message and long-polling body a client may send, in
+    /// bytes, enforced by the transport before anything is parsed (also before
+    /// the handshake is authenticated). It must hold the largest legal event.
+    #[arg(long, env = "CHAT_MAX_FRAME_BYTES", default_value_t = 64 << 10)]
+    pub max_frame_bytes: usize,
     /// Where the embedded SQLite file lives.
     #[arg(long, env = "CHAT_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
@@ -102,6 +107,21 @@ impl Config {
             "sqlite://{}?mode=rwc",
             self.data_dir.join("chat-host.db").display()
         ))
+    }
+
+    /// [`Config::max_frame_bytes`], refused when a body of `max_body_chars`
+    /// could not fit (6 bytes per character when JSON escapes it, and room for
+    /// the rest of the event).
+    pub fn frame_limit(&self) -> anyhow::Result<usize> {
+        let needed = self.max_body_chars.saturating_mul(6).saturating_add(1024);
+        if self.max_frame_bytes < needed {
+            bail!(
+                "CHAT_MAX_FRAME_BYTES={} cannot hold a message of CHAT_MAX_BODY_CHARS={} (needs at least {needed})",
+                self.max_frame_bytes,
+                self.max_body_chars
+            );
+        }
+        Ok(self.max_frame_bytes)
     }
 
     /// The Redis URL, if the shared state store is configured.
