@@ -4,8 +4,6 @@
 
 use std::sync::Arc;
 
-use tokio_util::task::TaskTracker;
-
 use crate::domain::model::ThreadMeta;
 use crate::domain::policy::{Action, Request};
 use crate::domain::{Actor, Role};
@@ -30,7 +28,7 @@ pub mod validate;
 #[cfg(test)]
 mod tests;
 
-use delivery::DeliveryMarks;
+use delivery::{Courier, DeliveryMarks};
 use error::ChatError;
 use fanout::Fanout;
 use policy::PolicyChain;
@@ -56,10 +54,8 @@ pub struct ChatService {
     threads: ThreadDirectory,
     presence: LocalPresence,
     limits: Limits,
-    /// Live deliveries waiting for a recipient's acknowledgement.
-    deliveries: TaskTracker,
-    /// Acknowledged receipts on their way to the store.
-    marks: DeliveryMarks,
+    /// Live deliveries and their receipts.
+    courier: Courier,
     /// Connects and disconnects whose database work (announcement, replay)
     /// runs at once: half the store's parallelism, so a reconnect storm queues
     /// its own arrivals and leaves the rest to sends and reads.
@@ -87,6 +83,7 @@ impl ChatService {
         limits: Limits,
     ) -> Self {
         Self {
+            courier: Courier::new(fanout.clone(), state.clone(), marks),
             threads: ThreadDirectory::new(store.clone(), state.clone()),
             arrivals: tokio::sync::Semaphore::new((store.parallelism() / 2).max(1)),
             policy,
@@ -96,8 +93,6 @@ impl ChatService {
             fanout,
             events,
             limits,
-            deliveries: TaskTracker::new(),
-            marks,
         }
     }
 
@@ -105,10 +100,12 @@ impl ChatService {
     /// has timed out, and every acknowledged receipt is written; shutdown and
     /// tests use it.
     pub async fn deliveries_settled(&self) {
-        self.deliveries.close();
-        self.deliveries.wait().await;
-        self.deliveries.reopen();
-        self.marks.flush().await;
+        self.courier.settled().await;
+    }
+
+    /// Cancels the redeliveries still waiting (at shutdown).
+    pub fn stop_redeliveries(&self) {
+        self.courier.stop_redeliveries();
     }
 
     /// Probes both backends, each for at most `timeout`.
