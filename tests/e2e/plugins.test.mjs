@@ -811,13 +811,18 @@ describe('plugins: hot reload with clients connected', () => {
     dir?.remove();
   });
 
-  /** A client and a freelancer online in a fresh thread; the freelancer is blocked in `plugin`'s kv store. */
+  /**
+   * A client and a freelancer online in a fresh thread; `block()` blocks the
+   * freelancer in `plugin`'s kv store (once the plugin exists: a write for an
+   * unknown plugin is 404).
+   */
   async function blockedPair(plugin) {
     const { client, freelancer, admin, thread } = await cast(server);
     const c = await onlineIn(server, client, thread.id);
     const f = await onlineIn(server, freelancer, thread.id);
-    await kvSet(server, plugin, `blocked:${freelancer.id}`, 'hot reload');
-    return { client, freelancer, admin, thread, c, f };
+    const block = () => kvSet(server, plugin, `blocked:${freelancer.id}`, 'hot reload');
+    if (plugin === 'blocklist') await block();
+    return { client, freelancer, admin, thread, c, f, block };
   }
 
   describe('the watched directory', () => {
@@ -933,10 +938,15 @@ describe('plugins: hot reload with clients connected', () => {
   describe('the admin API', () => {
     it('uploading a plugin switches the verdict at once; a re-upload replaces it', async (t) => {
       const name = uniquePluginName('e2e-blocklist');
-      const { thread, c, f } = await blockedPair(name);
+      const { thread, c, f, block } = await blockedPair(name);
       try {
         assert.equal((await probe(f, thread.id)).ok, true, 'nothing decides before the upload');
         const { wasm } = builtPlugin('blocklist');
+        // The plugin exists (disabled) before its kv store is written.
+        const staged = editManifest('blocklist', { name, enabled: false });
+        assert.equal((await uploadPlugin(server, name, staged.text, wasm)).status, 200);
+        await block();
+        assert.equal((await probe(f, thread.id)).ok, true, 'the disabled version does not decide');
         const first = editManifest('blocklist', { name });
         const { value: res, ms: uploadMs } = await timed(() => uploadPlugin(server, name, first.text, wasm));
         assert.equal(res.status, 200, res.text);
@@ -962,10 +972,11 @@ describe('plugins: hot reload with clients connected', () => {
 
     it('a broken upload is 422 and the old version keeps deciding', async () => {
       const name = uniquePluginName('e2e-blocklist');
-      const { thread, c, f } = await blockedPair(name);
+      const { thread, c, f, block } = await blockedPair(name);
       try {
         const good = editManifest('blocklist', { name });
         assert.equal((await uploadPlugin(server, name, good.text, builtPlugin('blocklist').wasm)).status, 200);
+        await block();
         assertForbidden(await probe(f, thread.id), /you are blocked/);
         const serving = await pluginView(server, name);
 
@@ -996,11 +1007,12 @@ describe('plugins: hot reload with clients connected', () => {
 
     it('enable, disable, config and remove take effect at once; unknown names are 404', async () => {
       const name = uniquePluginName('e2e-blocklist');
-      const { admin, thread, c, f } = await blockedPair(name);
+      const { admin, thread, c, f, block } = await blockedPair(name);
       const a = await online(server, admin);
       const redis = isMysqlRedis ? await openRedis() : null;
       try {
         assert.equal((await uploadPlugin(server, name, editManifest('blocklist', { name }).text, builtPlugin('blocklist').wasm)).status, 200);
+        await block();
         assertForbidden(await probe(f, thread.id), /you are blocked/);
 
         const disabled = await request(server, 'POST', `/admin/plugins/${name}/disable`);
@@ -1081,10 +1093,14 @@ describe('plugins: changes reach every instance (mysql-redis)', { skip: needsMys
     let c;
     const timings = [];
     try {
+      const { wasm } = builtPlugin('blocklist');
+      // Staged disabled (a kv write needs a plugin the instance knows), then the block.
+      const staged = editManifest('blocklist', { name, enabled: false });
+      assert.equal((await uploadPlugin(a, name, staged.text, wasm)).status, 200);
       await kvSet(a, name, `blocked:${freelancer.id}`, 'cluster');
+      await waitForVersion(b, name, staged.version, { timeout: SWITCH_MS });
       assert.equal((await probe(fB, thread.id)).ok, true);
 
-      const { wasm } = builtPlugin('blocklist');
       const manifest = editManifest('blocklist', { name });
       assert.equal((await uploadPlugin(a, name, manifest.text, wasm)).status, 200);
       let r = await until(() => probe(fB, thread.id), isForbidden, { what: 'upload on A reaches B' });

@@ -153,7 +153,7 @@ impl PluginAdmin {
         }
         check_key(key).map_err(PluginError::InvalidRequest)?;
         if self.registry.get(name).is_none() {
-            return Err(PluginError::NotFound(format!("no plugin named {name}")));
+            return Err(PluginError::NotFound(name.to_owned()));
         }
         Ok(())
     }
@@ -164,7 +164,10 @@ impl PluginAdmin {
         self.state
             .kv_get(name, key)
             .await?
-            .ok_or_else(|| PluginError::NotFound(format!("{name} has no key {key}")))
+            .ok_or_else(|| PluginError::NoKey {
+                plugin: name.to_owned(),
+                key: key.to_owned(),
+            })
     }
 
     /// Writes one key of a plugin's key-value store (how an admin blocks a user or

@@ -13,6 +13,14 @@ pub enum PluginError {
     /// No loaded plugin has this name.
     #[error("no plugin named {0}")]
     NotFound(String),
+    /// A plugin's key-value store has no such key.
+    #[error("{plugin} has no key {key}")]
+    NoKey {
+        /// The plugin.
+        plugin: String,
+        /// The key asked for.
+        key: String,
+    },
     /// A request names a plugin, key, value or thread the runtime cannot take
     /// (bad name, oversized value, bad base64).
     #[error("{0}")]
