@@ -20,9 +20,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::audit::AuditLog;
 use crate::auth::TokenVerifier;
-use crate::chat::delivery::DELIVERY_ACK_TIMEOUT;
 use crate::chat::delivery::DeliveryMarks;
 use crate::chat::policy::PolicyChain;
+use crate::chat::send::DELIVERY_ACK_TIMEOUT;
 use crate::chat::{ChatService, Limits};
 use crate::config::{Config, Secrets};
 use crate::events::EventBus;
@@ -329,9 +329,7 @@ impl Server<'_> {
         wired.chat.retire_presence().await;
         io.close().await;
         let _ = tokio::time::timeout(DRAIN_TIMEOUT, wired.tasks.wait()).await;
-        // Live deliveries end (acknowledged or timed out), their receipts are
-        // written; waiting redeliveries are left to the next connections.
-        wired.chat.stop_redeliveries();
+        // Live deliveries end (acknowledged or timed out), their receipts are written.
         let _ = tokio::time::timeout(DRAIN_TIMEOUT, wired.chat.deliveries_settled()).await;
         wired.marks.close();
         await_task("delivery receipts writer", wired.marks_writer).await;

@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use tokio_util::task::TaskTracker;
+
 use crate::domain::model::ThreadMeta;
 use crate::domain::policy::{Action, Request};
 use crate::domain::{Actor, Role};
@@ -28,7 +30,7 @@ pub mod validate;
 #[cfg(test)]
 mod tests;
 
-use delivery::{Courier, DeliveryMarks};
+use delivery::DeliveryMarks;
 use error::ChatError;
 use fanout::Fanout;
 use policy::PolicyChain;
@@ -54,8 +56,10 @@ pub struct ChatService {
     threads: ThreadDirectory,
     presence: LocalPresence,
     limits: Limits,
-    /// Live deliveries and their receipts.
-    courier: Courier,
+    /// Live deliveries waiting for a recipient's acknowledgement.
+    deliveries: TaskTracker,
+    /// Acknowledged receipts on their way to the store.
+    marks: DeliveryMarks,
     /// Connects and disconnects whose database work (announcement, replay)
     /// runs at once: half the store's parallelism, so a reconnect storm queues
     /// its own arrivals and leaves the rest to sends and reads.
@@ -83,7 +87,6 @@ impl ChatService {
         limits: Limits,
     ) -> Self {
         Self {
-            courier: Courier::new(fanout.clone(), state.clone(), marks),
             threads: ThreadDirectory::new(store.clone(), state.clone()),
             arrivals: tokio::sync::Semaphore::new((store.parallelism() / 2).max(1)),
             policy,
@@ -93,6 +96,8 @@ impl ChatService {
             fanout,
             events,
             limits,
+            deliveries: TaskTracker::new(),
+            marks,
         }
     }
 
@@ -100,12 +105,10 @@ impl ChatService {
     /// has timed out, and every acknowledged receipt is written; shutdown and
     /// tests use it.
     pub async fn deliveries_settled(&self) {
-        self.courier.settled().await;
-    }
-
-    /// Cancels the redeliveries still waiting (at shutdown).
-    pub fn stop_redeliveries(&self) {
-        self.courier.stop_redeliveries();
+        self.deliveries.close();
+        self.deliveries.wait().await;
+        self.deliveries.reopen();
+        self.marks.flush().await;
     }
 
     /// Probes both backends, each for at most `timeout`.

@@ -193,7 +193,7 @@ impl ChatService {
     /// delivered (ids the user has no receipt of, or already delivered, change
     /// nothing).
     pub fn acknowledged(&self, actor: &Actor, messages: &[MessageId]) {
-        self.courier.marks.delivered(&actor.user_id, messages);
+        self.marks.delivered(&actor.user_id, messages);
     }
 
     /// A socket of `actor` went away: announce the user offline if it was their last.

@@ -17,6 +17,10 @@ use crate::domain::{Actor, now_ms};
 use crate::state::RateDecision;
 use crate::store::{InsertMessage, NewMessage, NewReceipt};
 
+/// How long a recipient's devices have to acknowledge a live `chat:message`
+/// before it counts as not delivered (and is sent again on their next connect).
+pub const DELIVERY_ACK_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Payload of `chat:send-message`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -180,8 +184,14 @@ impl ChatService {
                 &event,
             )
             .await;
+        let id = message.id;
         for user in recipients {
-            self.courier.dispatch(user, event.clone(), message.id);
+            let (fanout, marks, event) = (self.fanout.clone(), self.marks.clone(), event.clone());
+            self.deliveries.spawn(async move {
+                if fanout.deliver(&user, &event, DELIVERY_ACK_TIMEOUT).await {
+                    marks.delivered(&user, &[id]);
+                }
+            });
         }
 
         if matches!(
