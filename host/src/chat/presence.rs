@@ -15,6 +15,7 @@ use crate::domain::ids::parse_message_id;
 use crate::domain::model::MessageView;
 use crate::domain::server_events::PresenceEvent;
 use crate::domain::{Actor, MessageId, now_ms, rfc3339};
+use crate::state::StateResult;
 
 /// A user's presence record expires this long after the last refresh, when
 /// no instance refreshes it any more.
@@ -128,12 +129,7 @@ impl ChatService {
         // Never closed, so the permit is always granted (possibly after a wait).
         let _turn = self.arrivals.acquire().await;
         let user = &actor.user_id;
-        let counted = self
-            .presence
-            .change(user, 1, async |n| {
-                self.state.presence_set(user, n, PRESENCE_TTL).await
-            })
-            .await;
+        let counted = self.count_presence(user, 1).await;
         match counted {
             Ok(1) => self.announce(user, true).await,
             Ok(_) => {}
@@ -200,12 +196,7 @@ impl ChatService {
     pub async fn disconnect(&self, actor: &Actor) {
         let _turn = self.arrivals.acquire().await;
         let user = &actor.user_id;
-        let counted = self
-            .presence
-            .change(user, -1, async |n| {
-                self.state.presence_set(user, n, PRESENCE_TTL).await
-            })
-            .await;
+        let counted = self.count_presence(user, -1).await;
         match counted {
             Ok(0) => self.announce(user, false).await,
             Ok(_) => {}
@@ -216,6 +207,16 @@ impl ChatService {
         // Last, so shutdown waits for the announcement too.
         self.presence.settle();
         metrics::gauge!("chat_connections").decrement(1.0);
+    }
+
+    /// Changes this instance's count of `user`'s sockets by `delta` and writes
+    /// it; returns the cluster-wide count.
+    async fn count_presence(&self, user: &str, delta: i64) -> StateResult<i64> {
+        self.presence
+            .change(user, delta, async |n| {
+                self.state.presence_set(user, n, PRESENCE_TTL).await
+            })
+            .await
     }
 
     async fn announce(&self, user: &str, online: bool) {
