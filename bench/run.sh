@@ -44,7 +44,7 @@ start_server() {
     sed -i -e 's|^client = .*|client = "1000000/60s"|' -e 's|^freelancer = .*|freelancer = "1000000/60s"|' \
       -e 's|^new-account = .*|new-account = "1000000/60s"|' "$data/plugins/tiered-rate-limit.toml"
   fi
-  local env=(CHAT_LISTEN=127.0.0.1:0 CHAT_DATA_DIR="$data" CHAT_RATE_LIMIT_PER_MINUTE=100000000
+  local env=(CHAT_LISTEN=127.0.0.1:0 CHAT_DATA_DIR="$data" CHAT_RATE_LIMIT_PER_MINUTE=100000000 CHAT_MAX_CONNECTIONS_PER_ADDRESS=0
     CHAT_PLUGIN_DIR="$data/plugins" RUST_LOG="${RUST_LOG:-warn}")
   if [ "$backend" = mariadb ]; then
     mysql -uroot -h127.0.0.1 -e 'CREATE DATABASE IF NOT EXISTS chat_host_bench'

@@ -356,6 +356,7 @@ const instances = ['a', 'b'].map((name) => {
     DATABASE_URL,
     REDIS_URL: `redis://127.0.0.1:${ports.redis}`,
     CHAT_RATE_LIMIT_PER_MINUTE: '1000000',
+    CHAT_MAX_CONNECTIONS_PER_ADDRESS: '0',
     CHAT_PING_INTERVAL_MS: '5000',
     CHAT_PING_TIMEOUT_MS: '5000',
     CHAT_DATA_DIR: join(dir, 'data'),

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 MYSQL_HOST=127.0.0.1
-DATABASES=(chat_host_test chat_host_e2e)
+DATABASES=(chat_host_test chat_host_e2e chat_host_e2e_2)
 
 say() { echo "services: $*" >&2; }
 die() { echo "services: ERROR: $*" >&2; exit 1; }

@@ -2,7 +2,7 @@
 # The whole test suite: services, then the static checks (rustfmt, clippy,
 # cargo-deny) of both cargo workspaces, unit and conformance tests, then the
 # end-to-end Socket.IO tests (node socket.io-client, python-socketio) on both
-# backend pairs.
+# backend pairs, and schemathesis against the HTTP API on both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,8 +21,14 @@ export CHAT_TEST_REQUIRE_SERVICES=1
 export CHAT_TEST_DATABASE_URL=mysql://root@127.0.0.1:3306/chat_host_test
 export CHAT_TEST_REDIS_URL=redis://127.0.0.1:6379
 
-step "tooling (node, python-socketio, rustfmt, clippy, cargo-deny)"
+step "tooling (node, chromium, sqlite3, python-socketio, schemathesis, rustfmt, clippy, cargo-deny)"
 command -v node >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; }
+# The console's browser tests drive Debian's Chromium (no browser download) and
+# edit a row through the database's own client (sqlite3; mysql comes with MariaDB).
+command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+command -v sqlite3 >/dev/null || { apt-get update -qq && apt-get install -y -qq sqlite3 >/dev/null; }
+chromium --headless --no-sandbox --disable-gpu --dump-dom about:blank >/dev/null 2>&1 \
+  || { echo "chromium (/usr/bin/chromium) does not start headless: the console tests need it" >&2; exit 1; }
 (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
 python3 -m pip install -q --disable-pip-version-check -r tests/python/requirements.txt
 cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
@@ -101,6 +107,11 @@ done
 
 step "python-socketio smoke test"
 bash tests/python/run.sh
+
+for backend in embedded mysql-redis; do
+  step "HTTP API fuzzing: schemathesis against /openapi.json, $backend (no 5xx, responses as documented)"
+  bash tests/python/fuzz-api.sh "$backend"
+done
 
 step "load generator self-test (counts lost and duplicated messages)"
 bash tests/loadgen.sh

@@ -20,7 +20,7 @@ log="$data/server.log"
 export CHAT_JWT_SECRET="lg-$RANDOM-$RANDOM-secret" CHAT_SERVICE_TOKEN="lg-$RANDOM-$RANDOM-token"
 CHAT_HOST_BIN=$(realpath "$CHAT_HOST_BIN")
 # Started from the data directory, so no plugins-dist/ is picked up: the core alone is measured.
-(cd "$data" && CHAT_LISTEN=127.0.0.1:0 CHAT_DATA_DIR="$data" CHAT_RATE_LIMIT_PER_MINUTE=100000 \
+(cd "$data" && CHAT_LISTEN=127.0.0.1:0 CHAT_DATA_DIR="$data" CHAT_RATE_LIMIT_PER_MINUTE=100000 CHAT_MAX_CONNECTIONS_PER_ADDRESS=0 \
   RUST_LOG="${RUST_LOG:-warn}" exec "$CHAT_HOST_BIN") >"$log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data"' EXIT

@@ -36,7 +36,9 @@ export interface TypingEvent { threadId: string; userId: string; isTyping: boole
 export interface ReadEvent { threadId: string; userId: string; messageId: string; readAt: string }
 export interface PresenceEvent { userId: string; online: boolean; lastSeenAt?: string }
 export interface ResyncEvent { threadIds: string[] }
-export interface ReadyEvent { userId: string; role: Role; serverTime: string }
+export interface ReadyEvent { userId: string; role: Role; serverTime: string; tokenExpiresAt: string }
+/** The server disconnects the socket right after this. */
+export interface ClosingEvent { reason: 'token_expired' | 'flooding'; message: string }
 
 export interface Events {
   message: Message;
@@ -45,6 +47,11 @@ export interface Events {
   presence: PresenceEvent;
   resync: ResyncEvent;
   ready: ReadyEvent;
+  closing: ClosingEvent;
+  /** With a token source: the token was refreshed. */
+  refreshed: { expiresAt: string };
+  /** With a token source: a refresh was refused (the socket closes at expiry, then reconnects). */
+  'refresh-failed': ChatError;
 }
 
 export class ChatError extends Error {
@@ -54,6 +61,7 @@ export class ChatError extends Error {
 }
 
 export interface ChatClientOptions {
+  /** A function is asked on every (re)connect and before the token expires (then refreshed live). */
   token: string | (() => string);
   /** A cursor kept from an earlier session (the highest message id seen). */
   lastMessageId?: string;

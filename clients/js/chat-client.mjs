@@ -7,7 +7,10 @@
 //   `auth.lastMessageId` on every (re)connect, so a reconnect gets what it missed,
 // - turns every event's ack into a promise that resolves to the ack or rejects
 //   with a `ChatError` carrying the contract's code,
-// - retries a send that timed out with the same clientMessageId (stored once).
+// - retries a send that timed out with the same clientMessageId (stored once),
+// - with `token` a function: refreshes the token before it expires
+//   (`chat:refresh-token`), and reconnects with a fresh one when the server
+//   closes the socket anyway (`chat:closing`).
 //
 // No dependency of its own: pass socket.io-client's `io` (browser or Node).
 //
@@ -17,6 +20,11 @@
 //   chat.on('message', (m) => show(m));
 //   await chat.ready;
 //   await chat.send(threadId, 'hello');
+
+/** How long before a token expires it is refreshed, at most. */
+const REFRESH_EARLY_MS = 30_000;
+/** How long a socket closed for flooding waits before it reconnects. */
+const FLOOD_PAUSE_MS = 5_000;
 
 /** An event refused by the server: `code` is one of the contract's ack codes. */
 export class ChatError extends Error {
@@ -53,6 +61,8 @@ export class ChatClient {
   constructor(io, url, { token, lastMessageId, ackTimeout = 5_000, socketOptions = {} } = {}) {
     this.lastMessageId = lastMessageId;
     this.ackTimeout = ackTimeout;
+    this.token = typeof token === 'function' ? token : null;
+    this.refreshTimer = null;
     this.seen = new Set();
     this.listeners = new Map();
     this.socket = io(url, {
@@ -80,14 +90,47 @@ export class ChatClient {
       ['chat:presence', 'presence'],
       ['chat:resync', 'resync'],
       ['chat:ready', 'ready'],
+      ['chat:closing', 'closing'],
     ]) {
       this.socket.on(event, (data) => this.emit(name, data));
     }
+    this.socket.on('chat:ready', ({ tokenExpiresAt }) => this.scheduleRefresh(tokenExpiresAt));
+    this.socket.on('disconnect', () => clearTimeout(this.refreshTimer));
+    this.socket.on('chat:closing', ({ reason }) => {
+      // socket.io-client does not reconnect after a server-side disconnect: with a
+      // token source, reconnect (a flooder after a pause) with a fresh token.
+      if (!this.token) return;
+      this.socket.once('disconnect', () => {
+        const timer = setTimeout(() => this.socket.connect(), reason === 'flooding' ? FLOOD_PAUSE_MS : 0);
+        timer.unref?.();
+      });
+    });
     /** Resolves with the first `chat:ready` (after what the connection was owed). */
     this.ready = new Promise((resolve, reject) => {
       this.socket.once('chat:ready', resolve);
       this.socket.once('connect_error', reject);
     });
+  }
+
+  /**
+   * With a token source: sends a fresh token before `expiresAt` (half-way
+   * there, at most 30 s early), again before the new one expires.
+   */
+  scheduleRefresh(expiresAt) {
+    clearTimeout(this.refreshTimer);
+    if (!this.token || !expiresAt) return;
+    const left = Date.parse(expiresAt) - Date.now();
+    this.refreshTimer = setTimeout(async () => {
+      try {
+        const refreshed = await this.request('chat:refresh-token', { token: this.token() });
+        this.emit('refreshed', refreshed);
+        this.scheduleRefresh(refreshed.expiresAt);
+      } catch (e) {
+        // Not refreshed: the server closes the socket at expiry and it reconnects.
+        this.emit('refresh-failed', e);
+      }
+    }, Math.max(0, left - Math.min(REFRESH_EARLY_MS, left / 2)));
+    this.refreshTimer.unref?.();
   }
 
   remember(id) {
@@ -171,6 +214,7 @@ export class ChatClient {
 
   /** Closes the socket. */
   close() {
+    clearTimeout(this.refreshTimer);
     this.socket.disconnect();
   }
 }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chat_host::audit::AuditLog;
+use chat_host::config::AuditKeys;
 use chat_host::plugins::bindings::{Action, Actor, Event, Request, Role, ThreadInfo};
 use chat_host::plugins::loaded::{Hook, LoadedPlugin};
 use chat_host::plugins::manifest::Manifest;
@@ -58,7 +59,10 @@ fn setup() -> Bench {
         );
         let services = Services {
             state: Arc::new(MemoryState::new()),
-            audit: Arc::new(AuditLog::new(store, b"bench")),
+            audit: Arc::new(AuditLog::new(
+                store,
+                AuditKeys::new("bench", b"bench").unwrap(),
+            )),
             runtime: tokio::runtime::Handle::current(),
         };
         Arc::new(PluginRegistry::new(services, Some(dir.join("cache"))).unwrap())

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
+use axum::middleware::from_fn_with_state;
 use metrics_exporter_prometheus::PrometheusHandle;
 use socketioxide::adapter::{Adapter, LocalAdapter};
 use socketioxide::layer::SocketIoLayer;
@@ -19,11 +19,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::audit::AuditLog;
-use crate::auth::TokenVerifier;
+use crate::auth::{TokenIssuer, TokenRules, TokenVerifier};
 use crate::chat::delivery::DeliveryMarks;
 use crate::chat::policy::PolicyChain;
 use crate::chat::send::DELIVERY_ACK_TIMEOUT;
-use crate::chat::{ChatService, Limits};
+use crate::chat::{Backends, ChatService, Limits};
 use crate::config::{Config, Secrets};
 use crate::events::EventBus;
 use crate::plugins::admin::PluginAdmin;
@@ -33,10 +33,13 @@ use crate::plugins::registry::{PluginRegistry, Services};
 use crate::plugins::sync::PluginSync;
 use crate::state::StateStore;
 use crate::state::memory::MemoryState;
-use crate::state::redis::RedisState;
+use crate::state::redis::{RedisKeys, RedisState};
 use crate::store::sql::{SqlStore, redact};
 use crate::transport::http::{self, HttpContext};
+use crate::transport::listener::{self, ConnectionLimits};
+use crate::transport::pending::{self, PendingHandshakes};
 use crate::transport::redis_driver::ReconnectingDriver;
+use crate::transport::session::SocketLimits;
 use crate::transport::socketio::{self, SocketFanout};
 
 /// How long shutdown waits for in-flight events, and then for disconnect handlers.
@@ -45,7 +48,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Applies the migrations of the configured database and returns.
 pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     let url = config.database_url()?;
-    SqlStore::connect(&url).await?;
+    SqlStore::connect_with_timeout(&url, config.backend_timeout()).await?;
     println!("migrations applied to {}", redact(&url));
     Ok(())
 }
@@ -54,7 +57,7 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
 pub async fn run(config: Config, metrics: PrometheusHandle) -> anyhow::Result<()> {
     let secrets = config.secrets()?;
     let db_url = config.database_url()?;
-    let store = Arc::new(SqlStore::connect(&db_url).await?);
+    let store = Arc::new(SqlStore::connect_with_timeout(&db_url, config.backend_timeout()).await?);
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
@@ -70,16 +73,18 @@ pub async fn run(config: Config, metrics: PrometheusHandle) -> anyhow::Result<()
 
     match config.redis_url() {
         Some(url) => {
+            let keys = RedisKeys::new(&config.redis_prefix)?;
+            let adapter_config = RedisAdapterConfig::default().with_prefix(keys.adapter_prefix());
             let state = Arc::new(
-                RedisState::connect(url)
+                RedisState::connect(url, keys, config.backend_timeout())
                     .await
                     .context("connecting to Redis")?,
             );
             let client = redis::Client::open(with_resp3(url))?;
-            let driver = ReconnectingDriver::new(&client)
+            let driver = ReconnectingDriver::new(&client, config.backend_timeout())
                 .await
                 .context("starting the Socket.IO Redis adapter")?;
-            let adapter = RedisAdapterCtr::new_with_driver(driver, RedisAdapterConfig::default());
+            let adapter = RedisAdapterCtr::new_with_driver(driver, adapter_config);
             let builder = SocketIo::builder()
                 .with_adapter::<CustomRedisAdapter<_, ReconnectingDriver>>(adapter);
             let describe = format!("database {}, state redis {}", redact(&db_url), redact(url));
@@ -132,6 +137,10 @@ struct Wired {
     plugin_admin: Arc<PluginAdmin>,
     events: EventBus,
     verifier: Arc<TokenVerifier>,
+    /// The transport's per-socket limits.
+    socket_limits: SocketLimits,
+    /// Handshakes that have not authenticated yet.
+    pending: Arc<PendingHandshakes>,
     /// In-flight event handlers and connect/disconnect bookkeeping.
     tasks: TaskTracker,
     /// Writes the event stream; ends once `events` is closed and drained.
@@ -151,6 +160,8 @@ impl Wired {
             io,
             self.chat.clone(),
             self.verifier.clone(),
+            self.socket_limits,
+            self.pending.clone(),
             self.tasks.clone(),
         )
     }
@@ -179,8 +190,9 @@ impl Server<'_> {
             .ping_interval(Duration::from_millis(self.config.ping_interval_ms))
             .ping_timeout(Duration::from_millis(self.config.ping_timeout_ms))
             .ack_timeout(DELIVERY_ACK_TIMEOUT)
+            .connect_timeout(Duration::from_millis(self.config.handshake_timeout_ms))
             .build_layer();
-        let audit = Arc::new(AuditLog::new(store.clone(), &self.secrets.audit_key));
+        let audit = Arc::new(AuditLog::new(store.clone(), self.secrets.audit.clone()));
         let services = Services {
             state: state.clone(),
             audit: audit.clone(),
@@ -193,10 +205,7 @@ impl Server<'_> {
         let (plugin_observer, plugin_events) = PluginEvents::start(plugins.clone());
         let (events, event_writer) =
             EventBus::start(state.clone(), vec![Arc::new(plugin_observer)]);
-        let limits = Limits {
-            max_body_chars: self.config.max_body_chars,
-            messages_per_minute: self.config.rate_limit_per_minute,
-        };
+        let limits = Limits::from_config(self.config);
         let policy = PolicyChain::builtin(limits).with(Arc::new(PluginPolicy::new(
             plugins.clone(),
             limits.max_body_chars,
@@ -211,20 +220,29 @@ impl Server<'_> {
             plugins.clone(),
             plugin_sync.clone(),
             state.clone(),
-            audit,
+            audit.clone(),
             events.clone(),
         ));
-        let (marks, marks_writer) = DeliveryMarks::start(store.clone());
-        let chat = Arc::new(ChatService::new(
-            store,
-            state,
-            fanout,
-            events.clone(),
-            marks.clone(),
-            policy,
-            limits,
+        let (marks, marks_writer) = DeliveryMarks::start(store.clone(), audit.clone());
+        let chat = Arc::new(
+            ChatService::new(
+                Backends {
+                    store,
+                    seal: audit,
+                    state,
+                    fanout,
+                },
+                events.clone(),
+                marks.clone(),
+                policy,
+                limits,
+            )
+            .with_deadline(self.config.backend_timeout()),
+        );
+        let verifier = Arc::new(TokenVerifier::new(
+            &self.secrets.jwt_secret,
+            &TokenRules::from_config(self.config),
         ));
-        let verifier = Arc::new(TokenVerifier::new(&self.secrets.jwt_secret));
         Ok((
             io,
             layer,
@@ -235,6 +253,8 @@ impl Server<'_> {
                 plugin_admin,
                 events,
                 verifier,
+                socket_limits: SocketLimits::from_config(self.config),
+                pending: Arc::new(PendingHandshakes::from_config(self.config)),
                 tasks: TaskTracker::new(),
                 event_writer,
                 plugin_events,
@@ -251,15 +271,29 @@ impl Server<'_> {
         wired: Wired,
         describe: &str,
     ) -> anyhow::Result<()> {
+        let surfaces = http::Surfaces {
+            demo: self.config.demo_enabled(),
+            dev: !self.config.is_production(),
+        };
         let ctx = HttpContext {
             chat: wired.chat.clone(),
             plugins: wired.plugin_admin.clone(),
             verifier: wired.verifier.clone(),
+            issuer: Arc::new(TokenIssuer::new(
+                &self.secrets.jwt_secret,
+                &TokenRules::from_config(self.config),
+            )),
+            surfaces,
             service_token: self.secrets.service_token.as_str().into(),
             metrics: self.metrics,
             started: self.started,
         };
-        let router = http::router(ctx).layer(layer);
+        // CORS outermost: it answers preflights before the bearer gate and covers
+        // the Socket.IO long-polling requests too.
+        let router = http::router(ctx)
+            .layer(layer)
+            .layer(from_fn_with_state(wired.pending.clone(), pending::limit));
+        let router = http::with_cors(router, &self.config.cors()?);
         let stop = CancellationToken::new();
         let plugin_dir = self.config.plugin_dir();
         let mut watcher = None;
@@ -296,21 +330,29 @@ impl Server<'_> {
             // otherwise a write to it blocks its connection, heartbeat included.
             let stalled =
                 Duration::from_millis(self.config.ping_interval_ms + self.config.ping_timeout_ms);
-            let listener = self.listener.tap_io(move |tcp| {
+            let tune = move |tcp: &tokio::net::TcpStream| {
                 if let Err(e) = tcp.set_nodelay(true) {
                     tracing::debug!(error = %e, "TCP_NODELAY not set");
                 }
                 #[cfg(target_os = "linux")]
-                if let Err(e) = socket2::SockRef::from(&*tcp).set_tcp_user_timeout(Some(stalled)) {
+                if let Err(e) = socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(stalled)) {
                     tracing::debug!(error = %e, "TCP_USER_TIMEOUT not set");
                 }
-            });
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .into_future()
+            };
+            listener::serve(
+                self.listener,
+                router,
+                ConnectionLimits::from_config(self.config),
+                tune,
+                stop,
+            )
         });
         tracing::info!(%describe, "chat-host started");
         println!("chat-host listening on http://{}", self.addr);
+        println!("chat-host console: http://{}/console", self.addr);
+        if surfaces.demo {
+            println!("chat-host demo chat: http://{}/demo", self.addr);
+        }
         println!("chat-host stores: {describe}; plugins: {plugins}");
 
         shutdown_signal().await;
@@ -344,7 +386,7 @@ impl Server<'_> {
             await_task("plugin directory watcher", watcher).await;
         }
         match tokio::time::timeout(DRAIN_TIMEOUT, server).await {
-            Ok(result) => result??,
+            Ok(result) => result?,
             Err(_) => tracing::warn!("connections still open after the drain timeout"),
         }
         tracing::info!("stopped");

@@ -1,7 +1,7 @@
 //! The event bus: use cases and admin services publish what happened; a
 //! background task shows it to the observers (the events plugins) and appends it
-//! to the event stream (`chat:logs:events`), off the hot path (bounded queue,
-//! overflow counted).
+//! to the event stream (`chat:logs:events`, under the deployment's Redis
+//! prefix), off the hot path (bounded queue, overflow counted).
 
 use std::sync::Arc;
 

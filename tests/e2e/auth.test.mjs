@@ -82,6 +82,29 @@ describe('handshake authentication', () => {
     });
   }
 
+  it('the client only learns "unauthorized"; the operator sees why, per reason, in /metrics', async () => {
+    const cases = [
+      ['missing', undefined],
+      ['expired', { token: expiredToken(server.jwtSecret, rid('u')) }],
+      ['not_yet_valid', { token: notYetValidToken(server.jwtSecret, rid('u')) }],
+      ['invalid', { token: wrongSignatureToken(rid('u')) }],
+      ['missing_claim', { token: noExpToken(server.jwtSecret, rid('u')) }],
+      ['subject', { token: mintToken(server.jwtSecret, 'bad id!', 'client') }],
+      ['role', { token: mintToken(server.jwtSecret, rid('u'), 'superuser') }],
+    ];
+    const count = async (reason) => {
+      const text = await (await fetch(new URL('/metrics', server.url))).text();
+      const line = text.split('\n').find((l) => l.startsWith(`chat_handshakes_refused_total{reason="${reason}"}`));
+      return line ? Number(line.split(' ').pop()) : 0;
+    };
+    for (const [reason, auth] of cases) {
+      const before = await count(reason);
+      const err = await connectError(server, auth);
+      assert.equal(err.message, 'unauthorized', reason);
+      assert.equal(await count(reason), before + 1, `chat_handshakes_refused_total{reason="${reason}"}`);
+    }
+  });
+
   it('refuses a bad token over HTTP long-polling too', async () => {
     const err = await connectError(server, { token: wrongSignatureToken(rid('u')) }, { transports: ['polling'] });
     assert.equal(err.message, 'unauthorized');

@@ -14,6 +14,7 @@ import { cast, eventually, online } from './lib/fixtures.mjs';
 import { getMessages } from './lib/http.mjs';
 import { TcpProxy } from './lib/proxy.mjs';
 import { startServer } from './lib/server.mjs';
+import { mintToken } from './lib/tokens.mjs';
 
 let server;
 before(async () => {
@@ -50,7 +51,51 @@ async function delivered(s, threadId, userId) {
   return res.json.messages.filter((m) => m.receipts.find((r) => r.userId === userId)?.deliveredAt).map((m) => m.id);
 }
 
+/** The next `name` the helper emits. */
+const nextFrom = (chat, name) => new Promise((resolve) => {
+  const off = chat.on(name, (data) => {
+    off();
+    resolve(data);
+  });
+});
+
 describe('client helper', () => {
+  it('with a token source it refreshes short-lived tokens on the live socket, and reconnects after a token_expired close', async () => {
+    const { client, freelancer, thread } = await cast(server);
+    const f = await online(server, freelancer);
+    let lifetime = 3;
+    const chat = new ChatClient(io, server.url, {
+      token: () => mintToken(server.jwtSecret, client.id, 'client', { exp: Math.floor(Date.now() / 1000) + lifetime }),
+      socketOptions: { forceNew: true, reconnection: false },
+    });
+    try {
+      const ready = await chat.ready;
+      const firstExpiry = Date.parse(ready.tokenExpiresAt);
+      // Refreshed half-way, twice: the socket outlives its first token (and the leeway).
+      await nextFrom(chat, 'refreshed');
+      const second = await nextFrom(chat, 'refreshed');
+      assert.ok(Date.parse(second.expiresAt) > firstExpiry);
+      await eventually(() => Date.now() > firstExpiry + 2_500, { timeout: 10_000, what: 'past the first token and its leeway' });
+      const m = await chat.send(thread.id, 'on a refreshed token');
+      await f.nextMessage(m.id);
+      const sid = chat.socket.id;
+
+      // A refresh the server refuses (a token already expired): the server closes
+      // the socket when the token runs out, and the helper reconnects with a fresh one.
+      lifetime = -60;
+      const closing = await nextFrom(chat, 'closing');
+      assert.equal(closing.reason, 'token_expired');
+      lifetime = 3600;
+      await nextFrom(chat, 'ready');
+      assert.notEqual(chat.socket.id, sid, 'a new connection');
+      const again = await chat.send(thread.id, 'after the reconnect');
+      await f.nextMessage(again.id);
+    } finally {
+      chat.close();
+      await closeAll(f);
+    }
+  });
+
   it('across a dead connection and a reconnect: every message once, in order, all acknowledged', async () => {
     const { client, freelancer, thread } = await cast(server);
     const c = await online(server, client);

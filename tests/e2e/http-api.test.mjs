@@ -32,11 +32,11 @@ describe('HTTP API: bearer authentication', () => {
     ];
   }
 
-  it('without a token every /api route is 401 unauthorized', async () => {
+  it('without a token every /api route is 401 unauthorized, "a bearer token is required"', async () => {
     for (const [name, call] of await routes()) {
       const res = await call({ token: null });
       assert.equal(res.status, 401, `${name}: ${res.status} ${res.text}`);
-      assertHttpError(res, 401, 'unauthorized');
+      assert.equal(assertHttpError(res, 401, 'unauthorized').message, 'a bearer token is required', name);
     }
   });
 
@@ -52,22 +52,28 @@ describe('HTTP API: bearer authentication', () => {
     assert.equal(res.status, 200, res.text);
   });
 
-  it('a wrong service token, a non-Bearer scheme, a forged, expired, not yet valid or future-issued JWT are 401', async () => {
+  it('a wrong service token, a non-Bearer scheme, a forged, expired, not yet valid or future-issued JWT are 401, saying what is wrong', async () => {
+    const NOT_BEARER = 'the Authorization header must be `Bearer <token>`';
     const bad = [
-      { token: 'not-the-service-token' },
-      { authorization: `Basic ${Buffer.from(`svc:${server.serviceToken}`).toString('base64')}` },
-      { authorization: server.serviceToken },
-      { token: wrongSignatureToken(rid('a'), 'admin') },
-      { token: algNoneToken(rid('a'), 'admin') },
-      { token: expiredToken(server.jwtSecret, rid('a'), 'admin') },
-      { token: notYetValidToken(server.jwtSecret, rid('a'), 'admin') },
-      { token: issuedLaterToken(server.jwtSecret, rid('a'), 'admin') },
+      [{ token: 'not-the-service-token' }, 'invalid token'],
+      [{ authorization: `Basic ${Buffer.from(`svc:${server.serviceToken}`).toString('base64')}` }, NOT_BEARER],
+      [{ authorization: server.serviceToken }, NOT_BEARER],
+      [{ authorization: 'Bearer ' }, NOT_BEARER],
+      [{ token: wrongSignatureToken(rid('a'), 'admin') }, 'invalid token'],
+      [{ token: algNoneToken(rid('a'), 'admin') }, 'invalid token'],
+      [{ token: expiredToken(server.jwtSecret, rid('a'), 'admin') }, 'token expired'],
+      // An expired forgery says nothing about its claims.
+      [{ token: expiredToken('not-the-secret', rid('a'), 'admin') }, 'invalid token'],
+      [{ token: notYetValidToken(server.jwtSecret, rid('a'), 'admin') }, 'token not valid yet'],
+      [{ token: issuedLaterToken(server.jwtSecret, rid('a'), 'admin') }, 'token not valid yet'],
+      [{ token: mintToken(server.jwtSecret, rid('a'), 'root') }, 'invalid token: unknown role'],
     ];
     for (const [name, call] of await routes()) {
-      for (const opts of bad) {
+      for (const [opts, message] of bad) {
         const res = await call(opts);
-        assert.equal(res.status, 401, `${name} with ${JSON.stringify(opts).slice(0, 60)}: ${res.status} ${res.text}`);
-        assertHttpError(res, 401, 'unauthorized');
+        const what = `${name} with ${JSON.stringify(opts).slice(0, 60)}`;
+        assert.equal(res.status, 401, `${what}: ${res.status} ${res.text}`);
+        assert.equal(assertHttpError(res, 401, 'unauthorized').message, message, what);
       }
     }
   });
@@ -104,6 +110,51 @@ describe('HTTP API: users', () => {
       assert.equal(p.displayName, 'Freya Renamed', 'the new name shows on the next join');
     } finally {
       await c.close();
+    }
+  });
+
+  it('an avatar URL must be https: (http: too in dev mode); script, data, relative and credentialed URLs are invalid_payload', async () => {
+    for (const avatarUrl of ['https://cdn.example/a.png?s=64', 'http://localhost:8080/a.png']) {
+      const res = await upsertUser(server, rid('u'), { displayName: 'A', role: 'client', avatarUrl });
+      assert.equal(res.status, 200, `${avatarUrl}: ${res.text}`);
+    }
+    const refused = [
+      'javascript:alert(document.domain)',
+      'JAVASCRIPT:alert(1)',
+      ' javascript:alert(1)',
+      'java\tscript:alert(1)',
+      'data:image/svg+xml;base64,PHN2ZyBvbmxvYWQ9YWxlcnQoMSk+',
+      'vbscript:msgbox(1)',
+      'file:///etc/passwd',
+      '//cdn.example/a.png',
+      '/a.png',
+      'https://user:pw@cdn.example/a.png',
+      'https://cdn.example/a b.png',
+      `https://cdn.example/${'x'.repeat(2048)}`,
+    ];
+    for (const avatarUrl of refused) {
+      const id = rid('u');
+      const res = await upsertUser(server, id, { displayName: 'A', role: 'client', avatarUrl });
+      const error = assertHttpError(res, 400, 'invalid_payload');
+      assert.match(error.message, /^avatarUrl must be an http: or https: URL/, `${avatarUrl}: ${error.message}`);
+    }
+  });
+
+  it('in production an http: avatar URL is invalid_payload too', async () => {
+    const prod = await startServer({
+      label: 'http-api-prod',
+      env: { CHAT_ENV: 'production', CHAT_AUDIT_KEY: `e2e-audit-${rid('k')}-0123456789abcdef0123456789abcdef` },
+    });
+    try {
+      const error = assertHttpError(
+        await upsertUser(prod, rid('u'), { displayName: 'A', role: 'client', avatarUrl: 'http://cdn.example/a.png' }),
+        400,
+        'invalid_payload',
+      );
+      assert.match(error.message, /^avatarUrl must be an https: URL/);
+      assertOk(await upsertUser(prod, rid('u'), { displayName: 'A', role: 'client', avatarUrl: 'https://cdn.example/a.png' }), 'https');
+    } finally {
+      await prod.stop();
     }
   });
 

@@ -336,6 +336,14 @@ describe('plugins: each hook kind decides real events', () => {
         // A retry of the same request returns the stored (rewritten) message.
         const retry = await c.ok('chat:send-message', { threadId: thread.id, body: original, clientMessageId });
         assert.deepEqual(retry.message, m);
+
+        // The rewrite is a decision of the thread, for admins: the plugin, its version, the message.
+        const { decisions } = (await request(server, 'GET', `/admin/threads/${thread.id}`)).json;
+        const version = (await pluginView(server, 'contact-filter')).version;
+        assert.deepEqual(decisions.map(({ at, ...d }) => (assertTimestamp(at, 'decision at'), d)), [{
+          userId: client.id, plugin: 'contact-filter', version, hook: 'message-hook', verdict: 'rewrite', reason: null, messageId: m.id,
+          inputSha256: createHash('sha256').update(`${thread.id}\0${original}`).digest('hex'),
+        }], 'one decision: the rewrite (the clean message and the retry are none)');
         const view = await pluginView(server, 'contact-filter');
         assert.equal(view.stats.faults, 0);
       } finally {
@@ -372,6 +380,9 @@ describe('plugins: each hook kind decides real events', () => {
         const ok = await c.send(thread.id, 'plain text is fine');
         assert.deepEqual((await f.next('chat:message')).message, ok, 'the first message delivered is the accepted one');
         assert.deepEqual((await fullHistory(rejecting, thread.id)).map((m) => m.id), [ok.id]);
+        const { decisions } = (await request(rejecting, 'GET', `/admin/threads/${thread.id}`)).json;
+        assert.deepEqual(decisions.map((d) => [d.userId, d.plugin, d.verdict, d.reason, d.messageId]), [[client.id, 'contact-filter', 'reject', err.message, null]],
+          'the refusal is a decision of the thread, with the reason the sender got');
         const verdicts = metricValue(await metricsText(rejecting), 'chat_plugin_verdicts_total', { plugin: 'contact-filter', hook: 'message-hook', verdict: 'reject' });
         assert.equal(verdicts, 1, 'chat_plugin_verdicts_total{verdict="reject"}');
       } finally {
@@ -430,7 +441,7 @@ describe('plugins: each hook kind decides real events', () => {
         assert.equal(byKind.admin_viewed_thread.actorId, admin.id);
 
         assert.deepEqual(await auditTrail(server, quiet.id), [], 'a thread not under audit has no entries');
-        assert.deepEqual((await request(server, 'GET', `/admin/audit/${quiet.id}/verify`)).json, { entries: 0, valid: true, problem: null });
+        assert.deepEqual((await request(server, 'GET', `/admin/audit/${quiet.id}/verify`)).json, { entries: 0, valid: true, problem: null, messagesChecked: null });
 
         // Ending the audit: later events of the thread are not recorded. The sync point is
         // an event of another audited thread after them.
@@ -446,7 +457,7 @@ describe('plugins: each hook kind decides real events', () => {
 
         // The chain is complete now (nothing appends to it any more): it verifies.
         const verify = (await request(server, 'GET', `/admin/audit/${thread.id}/verify`)).json;
-        assert.deepEqual(verify, { entries: trail.length, valid: true, problem: null });
+        assert.deepEqual(verify, { entries: trail.length, valid: true, problem: null, messagesChecked: null });
         assert.equal((await pluginView(server, 'dispute-audit')).stats.faults, 0);
       } finally {
         await closeAll(c, f, a);
@@ -506,6 +517,7 @@ describe('plugins: adversarial plugins', () => {
       calls: v('chat_plugin_calls_total'),
       seconds: v('chat_plugin_call_seconds_count'),
       timeout: v('chat_plugin_faults_total', { fault: 'timeout' }),
+      overloaded: v('chat_plugin_faults_total', { fault: 'overloaded' }),
       memory: v('chat_plugin_faults_total', { fault: 'memory' }),
       trap: v('chat_plugin_faults_total', { fault: 'trap' }),
       bad_result: v('chat_plugin_faults_total', { fault: 'bad_result' }),
@@ -608,7 +620,9 @@ describe('plugins: adversarial plugins', () => {
           const join = await timed(() => c.ack('chat:join', { threadId: thread.id }));
           assertForbidden(join.value, /evil-loop failed/, 'join');
           times.push(join.ms);
-          // Several users at once: nobody waits for another's runaway call.
+          // Several users at once: nobody waits for another's runaway call beyond the
+          // deadline (a call that finds the plugin's slots busy until then is
+          // `overloaded` and never runs).
           const parallel = await Promise.all(clients.map((x, i) => timed(() => probe(x, casts[i].thread.id))));
           for (const { value } of parallel) assertForbidden(value, /evil-loop failed/, 'a concurrent history');
           times.push(...parallel.map((p) => p.ms));
@@ -616,9 +630,11 @@ describe('plugins: adversarial plugins', () => {
           for (const ms of times) assert.ok(ms < RUNAWAY_ACK_MS, `an ack after ${ms} ms; must be < ${RUNAWAY_ACK_MS} ms (all: ${times.join(', ')})`);
 
           const calls = 5 + clients.length;
-          const stats = await assertStats(server, 'evil-loop', { calls, timeouts: calls, faults: calls, traps: 0, failPolicyApplied: calls }, /^access: time limit exceeded$/);
+          const stats = await assertStats(server, 'evil-loop', { calls, faults: calls, traps: 0, failPolicyApplied: calls }, /^access: (time limit exceeded|no free call slot before the time limit)$/);
+          assert.equal(stats.timeouts + stats.overloaded, calls, `every call timed out or found no free slot: ${JSON.stringify(stats)}`);
+          assert.ok(stats.timeouts >= 5, `the sequential calls ran until their deadline: ${JSON.stringify(stats)}`);
           assert.ok(stats.meanCallUs >= 15_000 && stats.meanCallUs < RUNAWAY_ACK_MS * 1000, `meanCallUs ${stats.meanCallUs}`);
-          await assertCounters(server, 'evil-loop', 'access', { calls, seconds: calls, timeout: calls, closed: calls });
+          await assertCounters(server, 'evil-loop', 'access', { calls, seconds: calls, timeout: stats.timeouts, overloaded: stats.overloaded, closed: calls });
           await assertServing(server, clients, freelancers);
         } finally {
           await closeAll(clients, freelancers);

@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::domain::{MessageId, now_ms};
-use crate::store::Messages;
+use crate::store::{AuditSeal, Messages};
 
 /// The most receipts one write takes.
 const BATCH_MAX: usize = 2_000;
@@ -27,12 +27,12 @@ pub struct DeliveryMarks {
 }
 
 impl DeliveryMarks {
-    /// Starts the writer over `store` (call within the runtime); returns the
-    /// queue and the task, which ends after [`DeliveryMarks::close`] once the
-    /// queue is written.
-    pub fn start(store: Arc<dyn Messages>) -> (Self, JoinHandle<()>) {
+    /// Starts the writer over `store`, sealing evidence with `seal` (call
+    /// within the runtime); returns the queue and the task, which ends after
+    /// [`DeliveryMarks::close`] once the queue is written.
+    pub fn start(store: Arc<dyn Messages>, seal: Arc<dyn AuditSeal>) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (Self { tx }, tokio::spawn(write(store, rx)))
+        (Self { tx }, tokio::spawn(write(store, seal, rx)))
     }
 
     /// A device of `user` acknowledged these messages.
@@ -56,7 +56,11 @@ impl DeliveryMarks {
     }
 }
 
-async fn write(store: Arc<dyn Messages>, mut rx: mpsc::UnboundedReceiver<Mark>) {
+async fn write(
+    store: Arc<dyn Messages>,
+    seal: Arc<dyn AuditSeal>,
+    mut rx: mpsc::UnboundedReceiver<Mark>,
+) {
     let mut batch = Vec::new();
     let mut flushed = Vec::new();
     let mut closing = false;
@@ -76,7 +80,7 @@ async fn write(store: Arc<dyn Messages>, mut rx: mpsc::UnboundedReceiver<Mark>) 
             }
         }
         if !batch.is_empty() {
-            if let Err(e) = store.mark_delivered(&batch, now_ms()).await {
+            if let Err(e) = store.mark_delivered(&batch, now_ms(), &*seal).await {
                 tracing::warn!(receipts = batch.len(), error = %e, "deliveredAt not recorded; the messages are sent again on the next connect");
             }
             metrics::counter!("chat_receipts_delivered_total").increment(batch.len() as u64);

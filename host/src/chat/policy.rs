@@ -3,14 +3,31 @@
 //! links; plugins are appended after them.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 
 use super::Limits;
 use super::error::ChatError;
 use crate::domain::Role;
-use crate::domain::policy::{Action, HookVerdict, Policy, RateLimit, Request, Verdict};
+use crate::domain::policy::{Decider, HookVerdict, Policy, RateLimit, Request, Verdict};
+
+/// What the message hooks made of a body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hooked {
+    /// The body to store.
+    pub body: String,
+    /// The plugins that rewrote it, in chain order (empty: unchanged).
+    pub rewritten_by: Vec<Decider>,
+}
+
+/// A body the message hooks refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The reason, for the sender's `rejected` ack.
+    pub reason: String,
+    /// The plugin that refused (none: a built-in rule).
+    pub by: Option<Decider>,
+}
 
 /// The contract's access rule: participants do everything; an admin who is not a
 /// participant may only join (read-only) and read history.
@@ -36,8 +53,9 @@ impl Policy for ParticipantAccess {
     }
 }
 
-/// The default send limit (`CHAT_RATE_LIMIT_PER_MINUTE`).
-pub struct DefaultRateLimit(pub RateLimit);
+/// The default limits of every action (`CHAT_RATE_LIMIT_PER_MINUTE` for
+/// sends, `CHAT_*_PER_MINUTE` for the others).
+pub struct DefaultRateLimit(pub Limits);
 
 #[async_trait]
 impl Policy for DefaultRateLimit {
@@ -46,14 +64,14 @@ impl Policy for DefaultRateLimit {
     }
 
     async fn rate_limit(&self, req: &Request<'_>) -> Option<RateLimit> {
-        (req.action == Action::Send).then_some(self.0)
+        Some(self.0.default_rate(req.action))
     }
 }
 
 /// The ordered policies every use case consults.
 pub struct PolicyChain {
     policies: Vec<Arc<dyn Policy>>,
-    default_limit: RateLimit,
+    limits: Limits,
 }
 
 impl PolicyChain {
@@ -65,16 +83,12 @@ impl PolicyChain {
 
     /// The chain of the contract's built-in rules.
     pub fn builtin(limits: Limits) -> Self {
-        let default_limit = RateLimit {
-            limit: limits.messages_per_minute,
-            window: Duration::from_secs(60),
-        };
         Self {
             policies: vec![
                 Arc::new(ParticipantAccess),
-                Arc::new(DefaultRateLimit(default_limit)),
+                Arc::new(DefaultRateLimit(limits)),
             ],
-            default_limit,
+            limits,
         }
     }
 
@@ -99,30 +113,33 @@ impl PolicyChain {
                 strictest = Some(limit);
             }
         }
-        strictest.unwrap_or(self.default_limit)
+        strictest.unwrap_or_else(|| self.limits.default_rate(req.action))
     }
 
     /// Runs the message hooks in order; each sees the previous rewrite; a reject stops.
-    pub async fn run_hooks(
-        &self,
-        req: &Request<'_>,
-        mut body: String,
-    ) -> Result<String, ChatError> {
+    pub async fn run_hooks(&self, req: &Request<'_>, mut body: String) -> Result<Hooked, Refusal> {
+        let mut rewritten_by = Vec::new();
         for policy in &self.policies {
             match policy.message_hook(req, &body).await {
                 HookVerdict::Pass => {}
-                HookVerdict::Rewrite(new_body) => body = new_body,
-                HookVerdict::Reject(reason) => return Err(ChatError::Rejected(reason)),
+                HookVerdict::Rewrite(new_body, by) => {
+                    body = new_body;
+                    rewritten_by.extend(by);
+                }
+                HookVerdict::Reject(reason, by) => return Err(Refusal { reason, by }),
             }
         }
-        Ok(body)
+        Ok(Hooked { body, rewritten_by })
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::domain::model::{Actor, ParticipantProfile, ThreadMeta};
+    use crate::domain::policy::Action;
 
     fn thread() -> ThreadMeta {
         let p = |id: &str| ParticipantProfile {
@@ -151,7 +168,7 @@ mod tests {
     async fn participants_act_admins_read_others_are_refused() {
         let chain = PolicyChain::builtin(Limits {
             max_body_chars: 10,
-            messages_per_minute: 25,
+            ..Limits::defaults()
         });
         let t = thread();
         let check = |a: Actor, action| {
@@ -191,9 +208,9 @@ mod tests {
         }
         async fn message_hook(&self, _req: &Request<'_>, body: &str) -> HookVerdict {
             if body.contains("forbidden") {
-                HookVerdict::Reject("no".into())
+                HookVerdict::Reject("no".into(), None)
             } else {
-                HookVerdict::Rewrite(body.to_uppercase())
+                HookVerdict::Rewrite(body.to_uppercase(), Vec::new())
             }
         }
     }
@@ -202,7 +219,7 @@ mod tests {
     async fn strictest_limit_wins_and_hooks_chain() {
         let mut chain = PolicyChain::builtin(Limits {
             max_body_chars: 10,
-            messages_per_minute: 25,
+            ..Limits::defaults()
         });
         let (t, a) = (thread(), actor("alice", Role::Client));
         let req = Request {
@@ -213,10 +230,9 @@ mod tests {
         assert_eq!(chain.rate_limit(&req).await.limit, 25);
         chain.policies.push(Arc::new(Strict)); // 30/min beats 25/min? no: 5 per 10 s is 30/min
         assert_eq!(chain.rate_limit(&req).await.limit, 25);
-        chain.default_limit.limit = 40;
-        chain.policies[1] = Arc::new(DefaultRateLimit(RateLimit {
-            limit: 40,
-            window: Duration::from_secs(60),
+        chain.policies[1] = Arc::new(DefaultRateLimit(Limits {
+            messages_per_minute: 40,
+            ..Limits::defaults()
         }));
         assert_eq!(
             chain.rate_limit(&req).await,
@@ -225,10 +241,13 @@ mod tests {
                 window: Duration::from_secs(10)
             }
         );
-        assert_eq!(chain.run_hooks(&req, "hi".into()).await.unwrap(), "HI");
-        assert!(matches!(
+        assert_eq!(chain.run_hooks(&req, "hi".into()).await.unwrap().body, "HI");
+        assert_eq!(
             chain.run_hooks(&req, "forbidden".into()).await,
-            Err(ChatError::Rejected(_))
-        ));
+            Err(Refusal {
+                reason: "no".into(),
+                by: None
+            })
+        );
     }
 }

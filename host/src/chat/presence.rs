@@ -92,6 +92,11 @@ impl LocalPresence {
         locked
     }
 
+    /// Sockets connected here, and the users they belong to.
+    pub fn here(&self) -> (i64, usize) {
+        (*self.total.borrow(), self.users().len())
+    }
+
     /// One connection to settle at shutdown.
     fn open(&self) {
         self.total.send_modify(|t| *t += 1);
@@ -142,6 +147,9 @@ impl ChatService {
         let queue = self.state.offline_drain(user).await;
         let mut owed: BTreeMap<MessageId, MessageView> = BTreeMap::new();
         let mut resync: BTreeSet<String> = BTreeSet::new();
+        // Acknowledgements already received (a device that took its replay and
+        // left at once) are written first, so they are not owed again.
+        self.marks.flush().await;
         match self.store.pending(user, cursor, REPLAY_MAX as u32).await {
             Ok(pending) => {
                 resync.extend(pending.overflow_threads);
@@ -219,7 +227,14 @@ impl ChatService {
             .await
     }
 
+    /// Announces `user` online or offline: the event stream and `chat:presence`
+    /// to their threads and contacts. Offline, it also records when (the
+    /// `lastSeenAt` of the event and of the admin API).
     async fn announce(&self, user: &str, online: bool) {
+        let at = now_ms();
+        if !online && let Err(e) = self.state.last_seen_set(user, at).await {
+            tracing::warn!(user, error = %e, "last-seen time not recorded");
+        }
         self.events.publish(ChatEvent::new(
             if online {
                 EventKind::UserOnline
@@ -244,7 +259,7 @@ impl ChatService {
         let event = PresenceEvent {
             user_id: user.to_owned(),
             online,
-            last_seen_at: (!online).then(|| rfc3339(now_ms())),
+            last_seen_at: (!online).then(|| rfc3339(at)),
         };
         let rooms = threads
             .iter()

@@ -39,7 +39,7 @@ impl ChatService {
         let now = now_ms();
         let (mark, moved) = match self
             .store
-            .mark_read(&thread.id, &actor.user_id, message_id, now)
+            .mark_read(&thread.id, &actor.user_id, message_id, now, &*self.seal)
             .await?
         {
             MarkRead::NotInThread => {
@@ -50,6 +50,8 @@ impl ChatService {
             }
             MarkRead::Marked { mark, moved } => (mark, moved),
         };
+        // Stored: the relay below happens even past the deadline.
+        super::committed();
         if moved {
             let event = ReadEvent {
                 thread_id: thread.id.clone(),

@@ -15,7 +15,7 @@ use crate::domain::policy::{Action, Request};
 use crate::domain::server_events::{MessageEvent, ServerEvent};
 use crate::domain::{Actor, now_ms};
 use crate::state::RateDecision;
-use crate::store::{InsertMessage, NewMessage, NewReceipt};
+use crate::store::{InsertMessage, NewMessage, NewReceipt, NewRefusal};
 
 /// How long a recipient's devices have to acknowledge a live `chat:message`
 /// before it counts as not delivered (and is sent again on their next connect).
@@ -105,14 +105,27 @@ impl ChatService {
                 retry_after_ms: ceil_millis(retry_after),
             });
         }
-        let body = match self.policy.run_hooks(&req, body).await {
-            Err(rejected @ ChatError::Rejected(_)) => {
+        let hooked = match self.policy.run_hooks(&req, body).await {
+            Ok(hooked) => hooked,
+            Err(refusal) => {
+                if let Some(by) = refusal.by {
+                    let recorded = NewRefusal {
+                        thread_id: thread.id.clone(),
+                        user_id: actor.user_id.clone(),
+                        by,
+                        reason: refusal.reason.clone(),
+                        request_hash: hash.clone(),
+                        at_ms: now_ms(),
+                    };
+                    if let Err(e) = self.store.record_refusal(&recorded, &*self.seal).await {
+                        tracing::warn!(thread = %thread.id, error = %e, "a plugin's refusal was not recorded");
+                    }
+                }
                 self.events.publish(
                     ChatEvent::new(EventKind::PluginRejected, &actor.user_id).thread(&thread.id),
                 );
-                return Err(rejected);
+                return Err(ChatError::Rejected(refusal.reason));
             }
-            other => other?,
         };
 
         let recipients: Vec<String> = thread
@@ -140,16 +153,23 @@ impl ChatService {
         let new = NewMessage {
             thread_id: thread.id.clone(),
             sender_id: actor.user_id.clone(),
-            body: body.clone(),
+            body: hooked.body,
             client_message_id: p.client_message_id,
             created_at_ms: now_ms(),
             request_hash: hash.clone(),
+            rewritten_by: hooked.rewritten_by,
         };
-        let message = match self.store.insert_message(&new, &receipts).await? {
+        let message = match self
+            .store
+            .insert_message(&new, &receipts, &*self.seal)
+            .await?
+        {
             InsertMessage::Inserted(message) => message,
             // A concurrent send with the same key won the race.
             InsertMessage::Existing(existing) => return replay(existing, &hash),
         };
+        // Stored: the fan-out below happens even past the deadline.
+        super::committed();
         let view = MessageView::from(&message);
 
         let offline: Vec<String> = recipients

@@ -12,6 +12,9 @@ use crate::domain::policy::Action;
 use crate::domain::{Actor, Millis, now_ms};
 use crate::store::{AddParticipant, CreateThread, MessageWithReceipts, NewThread};
 
+/// Messages read at once by an export.
+const EXPORT_PAGE: u32 = 100;
+
 /// A created thread, as the API returns it.
 #[derive(Debug, Clone)]
 pub struct CreatedThread {
@@ -41,9 +44,11 @@ impl ChatService {
         validate::id("id", &user.id)?;
         text("displayName", &user.display_name, 200)?;
         if let Some(url) = &user.avatar_url {
-            text("avatarUrl", url, 2048)?;
+            validate::avatar_url(url, self.limits.http_avatars)?;
         }
         self.store.upsert_user(&user, now_ms()).await?;
+        // Stored: the cache is dropped even past the deadline.
+        super::committed();
         // Cached thread metadata carries profiles: drop it for this user's threads.
         for thread in self.store.threads_of_user(&user.id).await? {
             self.threads.invalidate(&thread).await?;
@@ -106,7 +111,8 @@ impl ChatService {
         validate::id("threadId", thread)?;
         validate::id("userId", user)?;
         match self.store.add_participant(thread, user, now_ms()).await? {
-            AddParticipant::Added => {}
+            // Stored: the cache is dropped even past the deadline.
+            AddParticipant::Added => super::committed(),
             AddParticipant::ThreadNotFound => {
                 return Err(ChatError::NotFound(format!(
                     "thread {thread} does not exist"
@@ -123,6 +129,33 @@ impl ChatService {
                 .subject(user),
         );
         Ok(())
+    }
+
+    /// Every message of a thread with its receipts, oldest first, for an
+    /// export (read a page at a time); the export is recorded (`thread_exported`).
+    pub async fn export_history(
+        &self,
+        actor: &Actor,
+        thread: &str,
+    ) -> Result<Vec<MessageWithReceipts>, ChatError> {
+        validate::id("threadId", thread)?;
+        self.authorize(actor, Action::History, thread).await?;
+        let mut messages = Vec::new();
+        let mut before = None;
+        loop {
+            let page = self
+                .store
+                .history_with_receipts(thread, before, EXPORT_PAGE)
+                .await?;
+            before = page.items.first().map(|m| m.message.id);
+            messages.splice(0..0, page.items);
+            if !page.has_more || before.is_none() {
+                break;
+            }
+        }
+        self.events
+            .publish(ChatEvent::new(EventKind::ThreadExported, &actor.user_id).thread(thread));
+        Ok(messages)
     }
 
     /// The full history with every receipt, for disputes.

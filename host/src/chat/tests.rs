@@ -12,7 +12,9 @@ use super::delivery::DeliveryMarks;
 use super::error::ChatError;
 use super::fanout::{Fanout, thread_room, user_room};
 use super::policy::PolicyChain;
-use super::{ChatService, Limits};
+use super::{Backends, ChatService, Limits};
+use crate::audit::AuditLog;
+use crate::config::AuditKeys;
 use crate::domain::model::{MessageView, UserProfile};
 use crate::domain::server_events::ServerEvent;
 use crate::domain::{Actor, ConnectionId, Role};
@@ -36,6 +38,8 @@ struct Emitted {
 struct Recorder {
     emitted: Mutex<Vec<Emitted>>,
     acking: Mutex<Vec<String>>,
+    /// How long a broadcast hangs before it goes out (a frozen adapter).
+    stall: Mutex<Duration>,
 }
 
 #[async_trait]
@@ -47,6 +51,8 @@ impl Fanout for Recorder {
         except: Option<&ConnectionId>,
         event: &ServerEvent,
     ) {
+        let stall = *self.stall.lock().unwrap();
+        tokio::time::sleep(stall).await;
         self.emitted.lock().unwrap().push(Emitted {
             rooms,
             except_rooms,
@@ -109,13 +115,21 @@ async fn world() -> World {
     let limits = Limits {
         max_body_chars: 100,
         messages_per_minute: 5,
+        ..Limits::defaults()
     };
     let (events, writer) = EventBus::start(state.clone(), Vec::new());
-    let (marks, _marks_writer) = DeliveryMarks::start(store.clone());
+    let seal = Arc::new(AuditLog::new(
+        store.clone(),
+        AuditKeys::new("test", b"test key").unwrap(),
+    ));
+    let (marks, _marks_writer) = DeliveryMarks::start(store.clone(), seal.clone());
     let chat = ChatService::new(
-        store,
-        state.clone(),
-        fanout.clone(),
+        Backends {
+            store,
+            seal,
+            state: state.clone(),
+            fanout: fanout.clone(),
+        },
         events.clone(),
         marks,
         PolicyChain::builtin(limits),
@@ -596,6 +610,59 @@ async fn typing_is_relayed_to_the_thread_and_a_send_ends_it() {
 }
 
 #[tokio::test]
+async fn repeated_typing_is_coalesced_and_a_stop_always_goes_through() {
+    let w = world().await;
+    let typing = |on: bool| {
+        w.chat
+            .typing(&w.bob, json!({ "threadId": w.thread, "isTyping": on }))
+    };
+    let relayed = || {
+        w.fanout
+            .take()
+            .iter()
+            .filter_map(|e| match &e.event {
+                ServerEvent::Typing(t) => Some(t.is_typing),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    for _ in 0..50 {
+        typing(true).await.unwrap();
+    }
+    assert_eq!(relayed(), [true], "50 starts within a second relay one");
+    typing(false).await.unwrap();
+    typing(false).await.unwrap();
+    typing(true).await.unwrap();
+    assert_eq!(
+        relayed(),
+        [false, true],
+        "a stop, then a start again at once"
+    );
+}
+
+#[tokio::test]
+async fn a_history_flood_gets_rate_limited_with_retry_after() {
+    let w = world().await;
+    let history = || {
+        w.chat
+            .history(&w.alice, json!({ "threadId": w.thread, "limit": 1 }))
+    };
+    let budget = Limits::defaults().events_per_minute.history;
+    for _ in 0..budget {
+        history().await.unwrap();
+    }
+    let Err(ChatError::RateLimited { retry_after_ms }) = history().await else {
+        panic!("the budget of {budget} was not enforced");
+    };
+    assert!(retry_after_ms > 0 && retry_after_ms <= 60_000 / u64::from(budget));
+    let bob = w
+        .chat
+        .history(&w.bob, json!({ "threadId": w.thread, "limit": 1 }))
+        .await;
+    assert!(bob.is_ok(), "another user keeps their budget");
+}
+
+#[tokio::test]
 async fn history_pages_backwards_oldest_first_and_caps_the_limit() {
     let w = world().await;
     let mut sent = Vec::new();
@@ -691,4 +758,186 @@ async fn presence_is_announced_on_the_first_socket_and_after_the_last() {
         "{kinds:?}"
     );
     assert!(kinds.contains(&"user_offline".to_owned()));
+}
+
+/// Past the deadline a use case answers `unavailable`. One that had stored
+/// nothing is stopped there; a send whose fan-out hangs after the message was
+/// stored still reaches the thread, and its retry gets the stored message.
+#[tokio::test]
+async fn past_the_deadline_a_use_case_answers_unavailable_and_a_stored_send_still_fans_out() {
+    let World {
+        chat,
+        fanout,
+        thread,
+        alice,
+        _dir,
+        ..
+    } = world().await;
+    let chat = Arc::new(chat.with_deadline(Duration::from_millis(200)));
+
+    let (reached, never) = tokio::sync::oneshot::channel::<()>();
+    let stopped = chat
+        .bounded(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let _ = reached.send(());
+            Ok(())
+        })
+        .await;
+    assert_eq!(code(stopped), "unavailable");
+    assert!(
+        never.await.is_err(),
+        "stopped at the deadline, never resumed"
+    );
+
+    *fanout.stall.lock().unwrap() = Duration::from_millis(600);
+    let payload = json!({ "threadId": thread, "body": "late", "clientMessageId": "k-late" });
+    let send = |payload: Value| {
+        let (chat, alice) = (chat.clone(), alice.clone());
+        async move { chat.send_message(&alice, payload).await }
+    };
+    let answered = chat.bounded(send(payload.clone())).await;
+    assert_eq!(code(answered), "unavailable");
+    *fanout.stall.lock().unwrap() = Duration::ZERO;
+    chat.deliveries_settled().await;
+    let live: Vec<String> = fanout
+        .take()
+        .into_iter()
+        .filter_map(|e| match e.event {
+            ServerEvent::Message(m) => Some(m.message.body),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        live.contains(&"late".to_owned()),
+        "fanned out after the deadline: {live:?}"
+    );
+    let retried = chat.bounded(send(payload)).await.unwrap().message;
+    assert_eq!(retried.body, "late", "the retry gets the stored message");
+}
+
+/// The admin console's use cases: a thread found by a name prefix and a pair,
+/// its detail with read marks, presence and the recorded last-seen time, a
+/// user with connections and threads, refusals, and the view on the stream.
+#[tokio::test]
+async fn the_admin_console_finds_threads_and_shows_read_marks_and_presence() {
+    use super::admin::{ThreadQuery, UserQuery};
+
+    let w = world().await;
+    let operator = Actor {
+        user_id: "op_1".into(),
+        role: Role::Admin,
+        connection: None,
+    };
+    let sent = w.send(&w.alice, "k1", "hello").await.unwrap();
+    let pair = ThreadQuery {
+        participants: vec!["Bo".into(), "alice".into()],
+        ..ThreadQuery::default()
+    };
+    let listing = w.chat.admin_threads(&operator, &pair).await.unwrap();
+    assert_eq!(listing.threads.len(), 1);
+    assert_eq!(listing.next_cursor, None);
+    let found = &listing.threads[0];
+    assert_eq!(
+        (found.thread.id.as_str(), found.thread.message_count),
+        ("logo", 1)
+    );
+    assert_eq!(
+        found.last_message.as_ref().map(|m| m.id.to_string()),
+        Some(sent.id.clone())
+    );
+    let none = ThreadQuery {
+        participants: vec!["eve".into(), "bob".into()],
+        ..ThreadQuery::default()
+    };
+    assert!(
+        w.chat
+            .admin_threads(&operator, &none)
+            .await
+            .unwrap()
+            .threads
+            .is_empty()
+    );
+
+    w.chat.connect(&w.bob, None).await;
+    w.chat.connect(&w.alice, None).await;
+    w.chat.disconnect(&w.alice).await;
+    let detail = w.chat.admin_thread(&operator, "logo").await.unwrap();
+    let (alice, bob) = (&detail.participants[0], &detail.participants[1]);
+    assert_eq!(
+        alice
+            .participant
+            .last_read_message_id
+            .map(|id| id.to_string()),
+        Some(sent.id)
+    );
+    assert_eq!(bob.participant.last_read_message_id, None);
+    assert!(bob.connections.online() && bob.connections.last_seen_at_ms.is_none());
+    assert!(!alice.connections.online(), "alice's last socket closed");
+    assert!(
+        alice.connections.last_seen_at_ms.is_some(),
+        "and when is recorded"
+    );
+
+    let user = w.chat.admin_user(&operator, "bob").await.unwrap();
+    assert_eq!(user.user.connections.open, 1);
+    assert_eq!(
+        user.threads
+            .iter()
+            .map(|t| t.id.as_str())
+            .collect::<Vec<_>>(),
+        ["logo"]
+    );
+    let users = w
+        .chat
+        .admin_users(
+            &operator,
+            &UserQuery {
+                q: Some("ALI".into()),
+                ..UserQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        users
+            .users
+            .iter()
+            .map(|u| u.profile.id.as_str())
+            .collect::<Vec<_>>(),
+        ["alice"]
+    );
+
+    assert_eq!(
+        code(w.chat.admin_thread(&operator, "nope").await),
+        "not_found"
+    );
+    assert_eq!(
+        code(w.chat.admin_user(&operator, "nope").await),
+        "not_found"
+    );
+    assert_eq!(
+        code(w.chat.admin_thread(&operator, "bad id").await),
+        "invalid_payload"
+    );
+    assert_eq!(code(w.chat.admin_thread(&w.bob, "logo").await), "forbidden");
+
+    w.events.close();
+    w.writer.await.unwrap();
+    let viewed: Vec<_> = w
+        .state
+        .recent_events(1000)
+        .into_iter()
+        .filter(|e| e.kind == "admin_viewed_thread")
+        .collect();
+    assert_eq!(
+        viewed.len(),
+        1,
+        "one view: refusals and searches write nothing"
+    );
+    assert!(viewed[0].fields.contains(&("userId".into(), "op_1".into())));
+    assert!(
+        viewed[0]
+            .fields
+            .contains(&("threadId".into(), "logo".into()))
+    );
 }

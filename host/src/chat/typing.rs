@@ -10,11 +10,19 @@ use super::fanout::thread_audience;
 use super::{ChatService, validate};
 use crate::domain::Actor;
 use crate::domain::model::ThreadMeta;
-use crate::domain::policy::Action;
+use crate::domain::policy::{Action, RateLimit};
 use crate::domain::server_events::TypingEvent;
 
 /// A typing mark lasts this long unless refreshed.
 pub const TYPING_TTL: Duration = Duration::from_secs(5);
+
+/// At most one relay (and state write) per user, thread and state in this
+/// interval; a repeat within it is acknowledged and dropped. A stop refills
+/// the start, so typing again right after a stop is relayed.
+const TYPING_RELAY: RateLimit = RateLimit {
+    limit: 1,
+    window: Duration::from_secs(1),
+};
 
 /// Payload of `chat:typing`.
 #[derive(Debug, Deserialize)]
@@ -31,10 +39,15 @@ pub struct TypingPayload {
 pub struct Done {}
 
 impl ChatService {
-    /// Records and relays a typing state.
+    /// Records and relays a typing state (coalesced: see [`TYPING_RELAY`]).
     pub async fn typing(&self, actor: &Actor, payload: Value) -> Result<Done, ChatError> {
         let p: TypingPayload = validate::payload(payload)?;
         let thread = self.authorize(actor, Action::Typing, &p.thread_id).await?;
+        let relay = (actor.user_id.clone(), thread.id.clone(), p.is_typing);
+        if self.typing_relays.take(relay, TYPING_RELAY).is_err() {
+            metrics::counter!("chat_typing_coalesced_total").increment(1);
+            return Ok(Done {});
+        }
         if p.is_typing {
             self.state
                 .typing_start(&thread.id, &actor.user_id, TYPING_TTL)
@@ -48,6 +61,10 @@ impl ChatService {
 
     /// Tells the thread's other sockets that `actor` started or stopped typing.
     pub(super) async fn relay_typing(&self, actor: &Actor, thread: &ThreadMeta, is_typing: bool) {
+        if !is_typing {
+            self.typing_relays
+                .forget(&(actor.user_id.clone(), thread.id.clone(), true));
+        }
         let event = TypingEvent {
             thread_id: thread.id.clone(),
             user_id: actor.user_id.clone(),

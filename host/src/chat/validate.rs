@@ -62,6 +62,52 @@ pub fn client_message_id(value: &str) -> Result<(), ChatError> {
     }
 }
 
+/// Longest avatar URL, in code points.
+pub const AVATAR_URL_MAX_CHARS: usize = 2048;
+
+/// Checks a profile's avatar URL: an absolute `https:` URL with a host (also
+/// `http:` when `allow_http`, in dev mode), at most [`AVATAR_URL_MAX_CHARS`],
+/// without whitespace, control characters or credentials. Anything a browser
+/// would run or inline (`javascript:`, `data:`, `blob:`, ...) is refused.
+pub fn avatar_url(value: &str, allow_http: bool) -> Result<(), ChatError> {
+    let schemes = if allow_http {
+        "an http: or https:"
+    } else {
+        "an https:"
+    };
+    let refuse = |why: &str| {
+        Err(ChatError::invalid(format!(
+            "avatarUrl must be {schemes} URL of at most {AVATAR_URL_MAX_CHARS} characters; {why}"
+        )))
+    };
+    if value.is_empty() {
+        return refuse("it is empty");
+    }
+    if value.chars().count() > AVATAR_URL_MAX_CHARS {
+        return refuse("it is longer");
+    }
+    // The URL parser drops or escapes these silently; the stored text would not
+    // be the URL that was checked.
+    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return refuse("it contains whitespace or control characters");
+    }
+    let Ok(url) = url::Url::parse(value) else {
+        return refuse("it is not an absolute URL");
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_http => {}
+        other => return refuse(&format!("the scheme is {other}:")),
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return refuse("it has no host");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return refuse("it carries credentials");
+    }
+    Ok(())
+}
+
 /// Resolves a history `limit`: absent is 50, over 100 is 100, below 1 or not an integer is invalid.
 pub fn history_limit(limit: Option<&Value>) -> Result<u32, ChatError> {
     let Some(limit) = limit.filter(|v| !v.is_null()) else {
@@ -92,6 +138,36 @@ mod tests {
         assert!(body("   ", 10).is_err());
         assert!(body(&"😀".repeat(4000), 4000).is_ok());
         assert!(body(&"a".repeat(4001), 4000).is_err());
+    }
+
+    #[test]
+    fn avatar_urls_are_web_urls_only() {
+        let ok = "https://cdn.example/a/b.png?size=64#x";
+        assert!(avatar_url(ok, false).is_ok());
+        assert!(avatar_url("HTTPS://CDN.example/a.png", false).is_ok());
+        assert!(avatar_url("http://localhost:8080/a.png", true).is_ok());
+        let long = format!("https://a.example/{}", "x".repeat(AVATAR_URL_MAX_CHARS));
+        for (bad, allow_http) in [
+            ("http://cdn.example/a.png", false),
+            ("javascript:alert(1)", true),
+            ("JavaScript:alert(1)", true),
+            ("data:image/svg+xml;base64,PHN2Zz4=", true),
+            ("blob:https://a.example/1", true),
+            ("file:///etc/passwd", true),
+            ("//cdn.example/a.png", true),
+            ("/a.png", true),
+            ("https://", true),
+            (" https://cdn.example/a.png", true),
+            ("https://cdn.example/a b.png", true),
+            ("java\tscript:alert(1)", true),
+            ("https://user:pw@cdn.example/a.png", true),
+            ("", true),
+            (long.as_str(), true),
+        ] {
+            let err = avatar_url(bad, allow_http).expect_err(bad);
+            assert_eq!(err.code(), "invalid_payload");
+            assert!(err.to_string().starts_with("avatarUrl must be"), "{err}");
+        }
     }
 
     #[test]

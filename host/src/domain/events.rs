@@ -34,12 +34,17 @@ event_kinds! {
     MessageRead = "message_read",
     /// A participant joined a thread's room (`threadId`).
     ThreadJoined = "thread_joined",
-    /// An admin who is not a participant opened a thread or its history (`threadId`).
+    /// An admin who is not a participant opened a thread or its history, or the
+    /// admin API read one (`GET /api/threads/{id}/messages`, `GET /admin/threads/{id}`)
+    /// (`threadId`).
     AdminViewedThread = "admin_viewed_thread",
     /// A user's first socket in the cluster connected.
     UserOnline = "user_online",
     /// A user's last socket in the cluster disconnected.
     UserOffline = "user_offline",
+    /// The access policy refused an event: a plugin's deny (a blocked user), or
+    /// an admin writing to a thread they are not in (`threadId`).
+    AccessDenied = "access_denied",
     /// A send was refused by the rate limit (`threadId`).
     RateLimited = "rate_limited",
     /// A message hook rejected a send (`threadId`).
@@ -52,6 +57,14 @@ event_kinds! {
     UserUpserted = "user_upserted",
     /// An admin read a thread's audit trail (`threadId`).
     AuditViewed = "audit_viewed",
+    /// An admin put a thread under audit (`threadId`).
+    AuditStarted = "audit_started",
+    /// An admin ended a thread's audit (`threadId`).
+    AuditEnded = "audit_ended",
+    /// An admin verified a thread's audit trail (`threadId`).
+    AuditVerified = "audit_verified",
+    /// An admin exported a thread: history, receipts and audit trail (`threadId`).
+    ThreadExported = "thread_exported",
     /// An admin uploaded a plugin version (`subjectId` = plugin).
     PluginUploaded = "plugin_uploaded",
     /// An admin enabled a plugin (`subjectId` = plugin).

@@ -137,11 +137,12 @@ pub struct Receipt {
     pub read_at_ms: Option<Millis>,
 }
 
-/// A page of history, oldest first.
+/// A page of items: of history (oldest first), or of a search.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page<T> {
-    /// The items, oldest first.
+    /// The items: history oldest first, a search in its own order.
     pub items: Vec<T>,
-    /// True if older items exist before the first one.
+    /// True if more items exist beyond the page (history: older ones before
+    /// the first; a search: after the last).
     pub has_more: bool,
 }

@@ -69,6 +69,28 @@ pub struct ReadyEvent {
     pub role: Role,
     /// RFC 3339 server time.
     pub server_time: String,
+    /// RFC 3339 time the socket's token expires; refresh it before with
+    /// `chat:refresh-token`, or the server closes the socket then.
+    pub token_expires_at: String,
+}
+
+/// Why the server is about to close a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseReason {
+    /// The token expired and was not refreshed: reconnect with a new one.
+    TokenExpired,
+    /// The socket kept sending past its budgets: back off, then reconnect.
+    Flooding,
+}
+
+/// `chat:closing`: the server disconnects this socket right after this event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClosingEvent {
+    /// What the client should do about it.
+    pub reason: CloseReason,
+    /// Human text.
+    pub message: String,
 }
 
 /// Declares [`ServerEvent`] with its wire names, listed once.
@@ -114,6 +136,8 @@ server_events! {
     Resync(ResyncEvent) = "chat:resync",
     /// Set up; sent last on connect.
     Ready(ReadyEvent) = "chat:ready",
+    /// The server closes the socket now, and why.
+    Closing(ClosingEvent) = "chat:closing",
 }
 
 #[cfg(test)]

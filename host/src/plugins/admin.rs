@@ -21,7 +21,13 @@ use crate::domain::events::{ChatEvent, EventKind};
 use crate::domain::{Actor, is_valid_id};
 use crate::events::EventBus;
 use crate::state::{KvValue, PluginKv};
-pub use crate::store::AuditEntry;
+pub use crate::store::{AuditEntry, ThreadAudit};
+
+/// The plugin whose key `audit:<threadId>` follows a thread's audit switch, so
+/// its trail of the thread's events starts and stops with the host's evidence.
+pub const AUDIT_PLUGIN: &str = "dispute-audit";
+/// Longest case reference of an audit, in characters.
+const MAX_CASE_CHARS: usize = 200;
 
 /// Administers the plugins of this instance and, through [`PluginSync`], of the cluster.
 pub struct PluginAdmin {
@@ -198,6 +204,57 @@ impl PluginAdmin {
         Ok(())
     }
 
+    /// Puts a thread under audit for `case`: its history is sealed into its
+    /// trail, and from then on every message and receipt; [`AUDIT_PLUGIN`]'s
+    /// key follows. An audit already running is kept (and returned).
+    pub async fn audit_start(
+        &self,
+        actor: &Actor,
+        thread: &str,
+        case: Option<&str>,
+    ) -> Result<ThreadAudit, PluginError> {
+        thread_address(thread)?;
+        let case = case.map(str::trim).filter(|c| !c.is_empty());
+        if let Some(c) = case
+            && (c.chars().count() > MAX_CASE_CHARS || c.chars().any(char::is_control))
+        {
+            return Err(PluginError::invalid(format!(
+                "case must be at most {MAX_CASE_CHARS} characters, without control characters"
+            )));
+        }
+        let audit = self
+            .audit
+            .start(thread, &actor.user_id, case)
+            .await?
+            .ok_or_else(|| PluginError::NoThread(thread.to_owned()))?;
+        let key = format!("audit:{thread}");
+        let value = audit.case.as_deref().unwrap_or("1");
+        self.state.kv_set(AUDIT_PLUGIN, &key, value, None).await?;
+        self.sync.kv_changed(AUDIT_PLUGIN, &key).await?;
+        self.events
+            .publish(ChatEvent::new(EventKind::AuditStarted, &actor.user_id).thread(thread));
+        Ok(audit)
+    }
+
+    /// Ends a thread's audit (and [`AUDIT_PLUGIN`]'s key); false if it was not
+    /// under audit.
+    pub async fn audit_end(&self, actor: &Actor, thread: &str) -> Result<bool, PluginError> {
+        thread_address(thread)?;
+        let ended = self
+            .audit
+            .end(thread, &actor.user_id)
+            .await?
+            .ok_or_else(|| PluginError::NoThread(thread.to_owned()))?;
+        let key = format!("audit:{thread}");
+        self.state.kv_delete(AUDIT_PLUGIN, &key).await?;
+        self.sync.kv_changed(AUDIT_PLUGIN, &key).await?;
+        if ended {
+            self.events
+                .publish(ChatEvent::new(EventKind::AuditEnded, &actor.user_id).thread(thread));
+        }
+        Ok(ended)
+    }
+
     /// A thread's audit trail, oldest first.
     pub async fn audit_trail(
         &self,
@@ -211,10 +268,18 @@ impl PluginAdmin {
         Ok(entries)
     }
 
-    /// Recomputes a thread's audit chain.
-    pub async fn audit_verify(&self, thread: &str) -> Result<Verification, PluginError> {
+    /// Recomputes a thread's audit chain. The check is recorded (an audited
+    /// thread's trail gets it as its next entry, after the ones checked).
+    pub async fn audit_verify(
+        &self,
+        actor: &Actor,
+        thread: &str,
+    ) -> Result<Verification, PluginError> {
         thread_address(thread)?;
-        Ok(self.audit.verify(thread).await?)
+        let verification = self.audit.verify(thread).await?;
+        self.events
+            .publish(ChatEvent::new(EventKind::AuditVerified, &actor.user_id).thread(thread));
+        Ok(verification)
     }
 }
 

@@ -34,8 +34,10 @@ const EVENT_QUEUE: usize = 4096;
 /// The plugins as one link of the policy chain. Hook calls are awaited on the
 /// async worker handling the event, as Envoy runs its Wasm filters on the worker:
 /// no hand-off to another thread and back. A plugin that runs long yields to
-/// the worker's other tasks at every epoch tick until its budget traps it, and
-/// the host calls that reach a backend (kv, audit) are awaited like any other I/O.
+/// the worker's other tasks at every epoch tick until its wall-clock deadline
+/// traps it, at most `concurrent-calls` of its calls run at once (the others
+/// wait for a slot until their deadline), and the host calls that reach a
+/// backend (kv, audit) are awaited like any other I/O.
 pub struct PluginPolicy {
     registry: Arc<PluginRegistry>,
     max_body_chars: usize,
@@ -262,6 +264,7 @@ async fn message_hook_chain(
     max_chars: usize,
 ) -> HookVerdict {
     let mut current: Option<String> = None;
+    let mut rewriters = Vec::new();
     let participants = Some(&request.participants);
     for plugin in calling(plugins, Hook::MessageHook) {
         let text = current.as_deref().unwrap_or(body);
@@ -274,7 +277,8 @@ async fn message_hook_chain(
         )
         .and_then(|v| match v {
             WitHook::Pass => Ok(HookVerdict::Pass),
-            WitHook::Reject(why) => reason(plugin, Hook::MessageHook, why).map(HookVerdict::Reject),
+            WitHook::Reject(why) => reason(plugin, Hook::MessageHook, why)
+                .map(|why| HookVerdict::Reject(why, Some(plugin.decider()))),
             WitHook::Rewrite(new) => {
                 let chars = new.trim().chars().count();
                 if chars == 0 || chars > max_chars {
@@ -283,33 +287,39 @@ async fn message_hook_chain(
                         format!("a rewrite of {chars} characters"),
                     ))
                 } else {
-                    Ok(HookVerdict::Rewrite(new.trim().to_owned()))
+                    Ok(HookVerdict::Rewrite(new.trim().to_owned(), Vec::new()))
                 }
             }
         });
         match outcome {
             Ok(HookVerdict::Pass) => plugin.stats.verdict(Hook::MessageHook, "pass"),
-            Ok(HookVerdict::Rewrite(new)) => {
+            Ok(HookVerdict::Rewrite(new, _)) => {
                 plugin.stats.verdict(Hook::MessageHook, "rewrite");
                 current = Some(new);
+                rewriters.push(plugin.decider());
             }
-            Ok(HookVerdict::Reject(why)) => {
+            Ok(reject @ HookVerdict::Reject(..)) => {
                 plugin.stats.verdict(Hook::MessageHook, "reject");
-                return HookVerdict::Reject(why);
+                return reject;
             }
             Err(_) => {
                 if let Some(reject) = on_fault(plugin, Hook::MessageHook, || {
-                    HookVerdict::Reject(format!(
-                        "the message could not be checked by {}; it was not sent",
-                        plugin.name()
-                    ))
+                    HookVerdict::Reject(
+                        format!(
+                            "the message could not be checked by {}; it was not sent",
+                            plugin.name()
+                        ),
+                        Some(plugin.decider()),
+                    )
                 }) {
                     return reject;
                 }
             }
         }
     }
-    current.map_or(HookVerdict::Pass, HookVerdict::Rewrite)
+    current.map_or(HookVerdict::Pass, |body| {
+        HookVerdict::Rewrite(body, rewriters)
+    })
 }
 
 /// Feeds events to the events plugins from a task of its own; a full queue

@@ -1,28 +1,25 @@
-//! The wasmtime engines: component model, pooling allocator, epoch ticker, the
-//! linker of the host's imports, and a cache of precompiled artifacts keyed by
-//! the component's hash.
+//! The wasmtime engines: component model, pooling allocator, epoch interruption
+//! (driven by the [`EpochTicker`]), the linker of the host's imports, and a cache
+//! of precompiled artifacts keyed by the component's hash.
 //!
-//! Every call is bounded by epochs. Fuel is opt-in per plugin (`limits.fuel`):
+//! Every call is bounded by its wall-clock deadline, checked at epoch ticks
+//! ([`super::deadline`]). Fuel is opt-in per plugin (`limits.fuel`):
 //! it instruments the compiled code, a counter update in every block, so a
 //! component is compiled with it only when its manifest asks for it, by a second
 //! engine made on first use. A plugin without a fuel limit never pays for it.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use anyhow::Context;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+use super::deadline::EpochTicker;
 use super::imports;
 use super::manifest::MAX_MEMORY_MB;
 use super::store_data::PluginState;
-
-/// One epoch tick; call deadlines are counted in ticks.
-pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// Whether a component's calls count fuel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +64,8 @@ pub struct PluginEngine {
     /// Indexed by `Metering as usize`; the fuel flavor is made on first use.
     flavors: Arc<[OnceLock<Flavor>; 2]>,
     cache_dir: Option<PathBuf>,
-    ticker_stop: Arc<AtomicBool>,
+    /// Advances every flavor's epoch while a call is in flight.
+    ticker: Arc<EpochTicker>,
 }
 
 impl PluginEngine {
@@ -78,24 +76,22 @@ impl PluginEngine {
         if let Some(dir) = &cache_dir {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        let ticker_stop = Arc::new(AtomicBool::new(false));
-        let (ticking, stop) = (flavors.clone(), ticker_stop.clone());
-        std::thread::Builder::new()
-            .name("plugin-epoch".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
-                    for flavor in ticking.iter().filter_map(OnceLock::get) {
-                        flavor.engine.increment_epoch();
-                    }
-                }
-            })
-            .context("starting the epoch ticker")?;
+        let ticking = flavors.clone();
+        let ticker = EpochTicker::start(move || {
+            for flavor in ticking.iter().filter_map(OnceLock::get) {
+                flavor.engine.increment_epoch();
+            }
+        })?;
         Ok(Self {
             flavors,
             cache_dir,
-            ticker_stop,
+            ticker,
         })
+    }
+
+    /// The epoch ticker, for the calls to keep running while they are in flight.
+    pub fn ticker(&self) -> Arc<EpochTicker> {
+        self.ticker.clone()
     }
 
     fn flavor(&self, metering: Metering) -> anyhow::Result<&Flavor> {
@@ -162,6 +158,6 @@ impl PluginEngine {
 
 impl Drop for PluginEngine {
     fn drop(&mut self) {
-        self.ticker_stop.store(true, Ordering::Relaxed);
+        self.ticker.stop();
     }
 }

@@ -21,6 +21,9 @@ pub enum PluginError {
         /// The key asked for.
         key: String,
     },
+    /// No thread has this id.
+    #[error("thread {0} does not exist")]
+    NoThread(String),
     /// A request names a plugin, key, value or thread the runtime cannot take
     /// (bad name, oversized value, bad base64).
     #[error("{0}")]

@@ -1,24 +1,36 @@
 //! One loaded plugin version: its compiled component, the hooks it exports,
-//! warm instances reused across calls (a failed one is discarded), and the
-//! limits armed before every call.
+//! warm instances reused across calls (a failed one is discarded), its call
+//! slots, and the limits armed before every call.
 //!
 //! Calls are async (`call_async` on a fiber): a hook runs on the async worker
-//! that handles the event, with no hand-off to another thread, and a plugin
-//! that runs long yields to the worker's other tasks at every epoch tick until
-//! its time budget traps it.
+//! that handles the event, with no hand-off to another thread. At most
+//! `concurrent-calls` calls of a plugin run at once; the others wait for a slot
+//! (a tokio semaphore, first come first served) until their deadline, then fail
+//! as `overloaded` without running. A running call yields to the worker at every
+//! epoch tick and traps once its deadline passes ([`super::deadline`]). So a
+//! looping plugin holds at most its slots' worth of workers, a tick at a time,
+//! and no call of it lasts much beyond its `time-ms`.
 
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use tokio::sync::{Semaphore, SemaphorePermit};
 use wasmtime::component::{Instance, InstancePre};
-use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime::{Store, Trap};
 
 use super::bindings::{access, events, message_hook, rate_limit};
-use super::engine::EPOCH_TICK;
+use super::deadline::{self, EpochTicker, Ticking};
 use super::manifest::Manifest;
 use super::metrics::{Fault, PluginStats};
 use super::store_data::{MemoryCap, Participants, PluginEnv, PluginState};
+use crate::domain::policy::Decider;
+
+/// The least time a component's start-up code gets when a version is loaded.
+/// A load is nobody's call: on a busy machine (or in a debug build) instantiating
+/// can outlast a tight call limit (`time-ms = 20`), and refusing a good version
+/// there would keep the old one serving. Start-up code that loops is still refused.
+const LOAD_STARTUP_TIME: Duration = Duration::from_secs(1);
 
 /// Warm instances kept per plugin (one per concurrently calling thread is enough).
 const MAX_WARM: usize = 8;
@@ -121,6 +133,10 @@ pub struct LoadedPlugin {
     indices: Indices,
     env: Arc<PluginEnv>,
     warm: Mutex<Vec<Warm>>,
+    /// One permit per call that may run at once (`limits.concurrent-calls`).
+    slots: Semaphore,
+    /// Kept running while a call of this plugin runs wasm.
+    ticker: Arc<EpochTicker>,
     /// Counters for the admin API and `/metrics`.
     pub stats: PluginStats,
 }
@@ -133,6 +149,7 @@ impl LoadedPlugin {
         sha256: String,
         pre: InstancePre<PluginState>,
         env: Arc<PluginEnv>,
+        ticker: Arc<EpochTicker>,
     ) -> anyhow::Result<Self> {
         let indices = Indices {
             access: access::GuestIndices::new(&pre).ok(),
@@ -151,6 +168,12 @@ impl LoadedPlugin {
                 "the component exports no hook of chat:plugin@0.1.0 (access, rate-limit, message-hook, events)"
             );
         }
+        // Half the workers by default: a plugin whose calls all run to their deadline
+        // keeps the other half (at least) serving everything else at full speed.
+        let slots = match manifest.limits.concurrent_calls {
+            0 => env.runtime.metrics().num_workers().div_ceil(2),
+            n => n as usize,
+        };
         let plugin = Self {
             stats: PluginStats::new(&manifest.name),
             manifest,
@@ -161,8 +184,13 @@ impl LoadedPlugin {
             indices,
             env,
             warm: Mutex::new(Vec::new()),
+            slots: Semaphore::new(slots),
+            ticker,
         };
-        let first = plugin.env.clone().block_on(plugin.instantiate())?;
+        let ticking = plugin.ticker.ticking();
+        let deadline = Instant::now() + plugin.manifest.limits.time().max(LOAD_STARTUP_TIME);
+        let first = plugin.env.clone().block_on(plugin.instantiate(deadline))?;
+        drop(ticking);
         plugin
             .warm
             .lock()
@@ -181,6 +209,14 @@ impl LoadedPlugin {
         self.manifest.enabled
     }
 
+    /// This plugin as the decider of a verdict.
+    pub fn decider(&self) -> Decider {
+        Decider {
+            plugin: self.manifest.name.clone(),
+            version: self.manifest.version.clone(),
+        }
+    }
+
     /// The same component with another manifest of the same metering (config,
     /// limits, order...).
     pub fn with_manifest(&self, manifest: Manifest, env: Arc<PluginEnv>) -> anyhow::Result<Self> {
@@ -190,28 +226,21 @@ impl LoadedPlugin {
             self.sha256.clone(),
             self.pre.clone(),
             env,
+            self.ticker.clone(),
         )
     }
 
-    async fn instantiate(&self) -> anyhow::Result<Warm> {
+    /// A new instance; its start-up code runs under `deadline`.
+    async fn instantiate(&self, deadline: Instant) -> anyhow::Result<Warm> {
         let memory = MemoryCap::new((self.manifest.limits.memory_mb as usize) << 20);
         let mut store = Store::new(
             self.pre.engine(),
             PluginState::new(self.env.clone(), memory),
         );
         store.limiter(|state| &mut state.memory);
-        // One tick at a time: yield to the executor after each, trap when the budget is spent.
-        store.epoch_deadline_callback(|mut ctx| {
-            let left = &mut ctx.data_mut().ticks_left;
-            Ok(match left.checked_sub(1) {
-                Some(rest) => {
-                    *left = rest;
-                    UpdateDeadline::Yield(1)
-                }
-                None => UpdateDeadline::Interrupt,
-            })
-        });
-        self.arm(&mut store);
+        // At every tick: trap past the call's deadline, else yield to the worker.
+        store.epoch_deadline_callback(|ctx| Ok(deadline::on_tick(ctx.data().deadline)));
+        self.arm(&mut store, deadline);
         let instance: Instance = self.pre.instantiate_async(&mut store).await?;
         let i = &self.indices;
         let access = i
@@ -243,16 +272,10 @@ impl LoadedPlugin {
         })
     }
 
-    /// Arms the per-call limits: epoch deadline (the first tick, then the rest of
-    /// the budget through the epoch callback) and fuel, if the plugin has a limit.
-    fn arm(&self, store: &mut Store<PluginState>) {
-        let ticks = self
-            .manifest
-            .limits
-            .time_ms
-            .div_ceil(EPOCH_TICK.as_millis() as u64)
-            .max(1);
-        store.data_mut().ticks_left = ticks - 1;
+    /// Arms the per-call limits: the wall-clock `deadline` (checked from the next
+    /// epoch tick on) and fuel, if the plugin has a limit.
+    fn arm(&self, store: &mut Store<PluginState>, deadline: Instant) {
+        store.data_mut().deadline = deadline;
         store.data_mut().memory.hit = false;
         store.set_epoch_deadline(1);
         if let fuel @ 1.. = self.manifest.limits.fuel {
@@ -262,7 +285,8 @@ impl LoadedPlugin {
         }
     }
 
-    /// Takes a warm instance (or makes one) for one hook call about a thread with
+    /// Waits for a call slot (at most until the call's deadline: now + `time-ms`),
+    /// takes a warm instance (or makes one) for one hook call about a thread with
     /// `participants` (none for `events`) and arms the plugin's limits; make the
     /// call on [`Call::warm`], then [`Call::finish`].
     pub async fn begin(
@@ -271,21 +295,34 @@ impl LoadedPlugin {
         participants: Option<&Participants>,
     ) -> Result<Call<'_>, Fault> {
         let started = Instant::now();
+        let deadline = started + self.manifest.limits.time();
+        let slot = match tokio::time::timeout_at(deadline.into(), self.slots.acquire()).await {
+            Ok(Ok(slot)) if Instant::now() < deadline => slot,
+            // Timed out, or a slot came free with no time left (the semaphore is
+            // never closed).
+            _ => {
+                self.stats.call(hook, started.elapsed());
+                return Err(self.stats.fault(hook, Fault::Overloaded));
+            }
+        };
+        let ticking = self.ticker.ticking();
         let taken = self.warm.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let mut warm = match taken {
             Some(warm) => warm,
             None => self
-                .instantiate()
+                .instantiate(deadline)
                 .await
                 .map_err(|e| self.stats.fault(hook, Fault::Instantiate(e.to_string())))?,
         };
-        self.arm(&mut warm.store);
+        self.arm(&mut warm.store, deadline);
         warm.store.data_mut().participants = participants.cloned();
         Ok(Call {
             plugin: self,
             hook,
             started,
             warm,
+            _slot: slot,
+            _ticking: ticking,
         })
     }
 
@@ -308,6 +345,10 @@ pub struct Call<'p> {
     started: Instant,
     /// The instance to call.
     pub warm: Warm,
+    /// The call's slot, free again when the call ends.
+    _slot: SemaphorePermit<'p>,
+    /// Keeps the epoch ticker running while the call runs.
+    _ticking: Ticking,
 }
 
 impl Call<'_> {

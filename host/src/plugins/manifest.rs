@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::engine::Metering;
 use super::error::PluginError;
+use crate::domain::evidence;
 
 /// What happens to an event when the plugin fails (trap, timeout, memory cap, bad result).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,9 +25,15 @@ pub enum FailPolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Limits {
-    /// Wall-clock budget of one hook call, in milliseconds (epoch deadline).
+    /// Wall-clock budget of one hook call, in milliseconds: from its arrival at the
+    /// plugin (waiting for a free slot included) to its answer, whatever else runs.
     #[serde(default = "Limits::default_time_ms")]
     pub time_ms: u64,
+    /// Calls of this plugin running at once; a call beyond waits for a free slot
+    /// until its deadline, then is an `overloaded` fault. 0 (the default): half the
+    /// host's async worker threads (its CPU cores), rounded up.
+    #[serde(default)]
+    pub concurrent_calls: u32,
     /// Cap of the plugin's linear memory, in MiB.
     #[serde(default = "Limits::default_memory_mb")]
     pub memory_mb: u64,
@@ -61,6 +68,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             time_ms: Self::default_time_ms(),
+            concurrent_calls: 0,
             memory_mb: Self::default_memory_mb(),
             fuel: 0,
         }
@@ -97,8 +105,12 @@ pub struct Manifest {
     pub config: BTreeMap<String, String>,
 }
 
+/// Longest version, in characters (it is stored with each decision).
+pub const MAX_VERSION_CHARS: usize = 64;
 /// Largest time budget a manifest may ask for, in milliseconds.
 pub const MAX_TIME_MS: u64 = 1_000;
+/// Most calls at once a manifest may ask for.
+pub const MAX_CONCURRENT_CALLS: u32 = 64;
 /// Largest memory cap a manifest may ask for, in MiB.
 pub const MAX_MEMORY_MB: u64 = 256;
 /// Longest key-value read cache a manifest may ask for, in milliseconds.
@@ -137,8 +149,22 @@ impl Manifest {
                 self.name
             ));
         }
+        if self.name == evidence::HOST {
+            return invalid(format!(
+                "the plugin name {:?} is reserved: the host's own audit entries bear it",
+                self.name
+            ));
+        }
+        if !(1..=MAX_VERSION_CHARS).contains(&self.version.chars().count()) {
+            return invalid(format!("version must be 1-{MAX_VERSION_CHARS} characters"));
+        }
         if !(1..=MAX_TIME_MS).contains(&self.limits.time_ms) {
             return invalid(format!("limits.time-ms must be 1-{MAX_TIME_MS}"));
+        }
+        if self.limits.concurrent_calls > MAX_CONCURRENT_CALLS {
+            return invalid(format!(
+                "limits.concurrent-calls must be 0-{MAX_CONCURRENT_CALLS}"
+            ));
         }
         if !(1..=MAX_MEMORY_MB).contains(&self.limits.memory_mb) {
             return invalid(format!("limits.memory-mb must be 1-{MAX_MEMORY_MB}"));
@@ -183,6 +209,7 @@ mod tests {
             m.limits,
             Limits {
                 time_ms: 5,
+                concurrent_calls: 0,
                 memory_mb: 16,
                 fuel: 0
             }
@@ -195,9 +222,12 @@ mod tests {
         for bad in [
             "name = \"x\"\nversion = \"1\"\nfail = \"open\"\nsurprise = 1",
             "name = \"Bad Name\"\nversion = \"1\"\nfail = \"open\"",
+            "name = \"chat-host\"\nversion = \"1\"\nfail = \"open\"",
+            "name = \"x\"\nversion = \"\"\nfail = \"open\"",
             "name = \"x\"\nversion = \"1\"\nfail = \"maybe\"",
             "name = \"x\"\nversion = \"1\"\nfail = \"open\"\n[limits]\ntime-ms = 0",
             "name = \"x\"\nversion = \"1\"\nfail = \"open\"\n[limits]\nmemory-mb = 100000",
+            "name = \"x\"\nversion = \"1\"\nfail = \"open\"\n[limits]\nconcurrent-calls = 65",
             "name = \"x\"\nversion = \"1\"\nfail = \"open\"\nkv-cache-ms = 3600000",
         ] {
             assert!(

@@ -23,8 +23,11 @@ const VERDICTS: [(Hook, &str); 7] = [
 /// Why a plugin call failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
-    /// The call ran past its time limit (epoch deadline).
+    /// The call ran past its deadline (arrival + `time-ms`).
     Timeout,
+    /// No slot of the plugin's `concurrent-calls` came free before the deadline:
+    /// the call never ran.
+    Overloaded,
     /// The call ran out of fuel.
     Fuel,
     /// The instance hit its memory cap.
@@ -42,6 +45,7 @@ impl Fault {
     pub fn label(&self) -> &'static str {
         match self {
             Self::Timeout => "timeout",
+            Self::Overloaded => "overloaded",
             Self::Fuel => "fuel",
             Self::Memory => "memory",
             Self::Trap(_) => "trap",
@@ -55,6 +59,7 @@ impl std::fmt::Display for Fault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Timeout => f.write_str("time limit exceeded"),
+            Self::Overloaded => f.write_str("no free call slot before the time limit"),
             Self::Fuel => f.write_str("fuel exhausted"),
             Self::Memory => f.write_str("memory limit exceeded"),
             Self::Trap(why) => write!(f, "trapped: {why}"),
@@ -68,17 +73,19 @@ impl std::fmt::Display for Fault {
 #[derive(Debug, Default, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatsSnapshot {
-    /// Hook calls made.
+    /// Hook calls, those refused as overloaded included.
     pub calls: u64,
     /// Faults of any kind.
     pub faults: u64,
     /// Calls stopped by the time limit.
     pub timeouts: u64,
+    /// Calls refused because every slot stayed busy until their deadline.
+    pub overloaded: u64,
     /// Calls that trapped (incl. memory and fuel).
     pub traps: u64,
     /// Times the fail policy decided an event.
     pub fail_policy_applied: u64,
-    /// Mean call time in microseconds.
+    /// Mean call time (arrival to answer) in microseconds.
     pub mean_call_us: f64,
     /// The last fault, if any.
     pub last_fault: Option<String>,
@@ -101,6 +108,7 @@ pub struct PluginStats {
     call_nanos: AtomicU64,
     faults: AtomicU64,
     timeouts: AtomicU64,
+    overloaded: AtomicU64,
     traps: AtomicU64,
     fail_policy: AtomicU64,
     last_fault: Mutex<Option<String>>,
@@ -124,13 +132,14 @@ impl PluginStats {
             call_nanos: AtomicU64::new(0),
             faults: AtomicU64::new(0),
             timeouts: AtomicU64::new(0),
+            overloaded: AtomicU64::new(0),
             traps: AtomicU64::new(0),
             fail_policy: AtomicU64::new(0),
             last_fault: Mutex::new(None),
         }
     }
 
-    /// Records one call and its duration.
+    /// Records one call and its duration, from its arrival at the plugin to its answer.
     pub fn call(&self, hook: Hook, took: Duration) {
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.call_nanos
@@ -153,6 +162,7 @@ impl PluginStats {
         self.faults.fetch_add(1, Ordering::Relaxed);
         match fault {
             Fault::Timeout => self.timeouts.fetch_add(1, Ordering::Relaxed),
+            Fault::Overloaded => self.overloaded.fetch_add(1, Ordering::Relaxed),
             Fault::Fuel | Fault::Memory | Fault::Trap(_) => {
                 self.traps.fetch_add(1, Ordering::Relaxed)
             }
@@ -182,6 +192,7 @@ impl PluginStats {
             calls,
             faults: self.faults.load(Ordering::Relaxed),
             timeouts: self.timeouts.load(Ordering::Relaxed),
+            overloaded: self.overloaded.load(Ordering::Relaxed),
             traps: self.traps.load(Ordering::Relaxed),
             fail_policy_applied: self.fail_policy.load(Ordering::Relaxed),
             mean_call_us: if calls == 0 {

@@ -98,7 +98,15 @@ impl PluginRegistry {
             .map_err(refused(Stage::Link))?;
         let instantiate = refused(Stage::Instantiate);
         let env = self.env(&manifest);
-        LoadedPlugin::new(manifest, wasm.into(), sha256, pre, env).map_err(instantiate)
+        LoadedPlugin::new(
+            manifest,
+            wasm.into(),
+            sha256,
+            pre,
+            env,
+            self.engine.ticker(),
+        )
+        .map_err(instantiate)
     }
 
     /// Installs a plugin, replacing the one of the same name.

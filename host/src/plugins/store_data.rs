@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use wasmtime::ResourceLimiter;
@@ -51,8 +52,8 @@ pub struct PluginState {
     pub memory: MemoryCap,
     /// Host services of the plugin.
     pub env: Arc<PluginEnv>,
-    /// Epoch ticks of the current call's time budget left after its first tick.
-    pub ticks_left: u64,
+    /// When the current call's time is up (checked at every epoch tick).
+    pub deadline: Instant,
     /// The participants of the thread of the current call (`host.participants`).
     pub participants: Option<Participants>,
 }
@@ -77,7 +78,7 @@ impl PluginState {
             table: ResourceTable::new(),
             memory,
             env,
-            ticks_left: 0,
+            deadline: Instant::now(),
             participants: None,
         }
     }

@@ -10,6 +10,7 @@ use super::loaded::{Hook, Hooks};
 use super::manifest::{FailPolicy, Manifest};
 use super::registry::{PluginRegistry, Services};
 use crate::audit::AuditLog;
+use crate::config::AuditKeys;
 use crate::domain::model::{ParticipantProfile, ThreadMeta};
 use crate::domain::policy::{Action, HookVerdict, Policy, Request, Verdict};
 use crate::domain::{Actor, Role};
@@ -32,7 +33,7 @@ async fn registry_on(state: Arc<MemoryState>) -> Option<(Arc<PluginRegistry>, Te
     let store = Arc::new(SqlStore::connect(&url).await.unwrap());
     let services = Services {
         state,
-        audit: Arc::new(AuditLog::new(store, b"k")),
+        audit: Arc::new(AuditLog::new(store, AuditKeys::new("k", b"k").unwrap())),
         runtime: tokio::runtime::Handle::current(),
     };
     let registry = PluginRegistry::new(services, Some(dir.path().join("cache"))).unwrap();
@@ -168,6 +169,70 @@ async fn a_runaway_plugin_is_stopped_within_its_time_limit_and_its_fail_policy_a
     );
 }
 
+/// `n` access calls of `alice` at once, each on a task of its own; their verdicts
+/// and how long each took.
+async fn concurrent_access(policy: &Arc<PluginPolicy>, n: usize) -> Vec<(Verdict, Duration)> {
+    let calls: Vec<_> = (0..n)
+        .map(|_| {
+            let policy = policy.clone();
+            tokio::spawn(async move {
+                let (t, a) = (thread(), alice());
+                let started = Instant::now();
+                let verdict = policy.access(&request(Action::Send, &a, &t)).await;
+                (verdict, started.elapsed())
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(n);
+    for call in calls {
+        out.push(call.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_runaway_calls_end_at_their_wall_clock_deadline_and_excess_ones_never_run() {
+    let Some((r, _dir)) = registry().await else {
+        return;
+    };
+    // concurrent-calls 0: half the 4 workers, 2 slots.
+    load(&r, "evil-loop", |m| m.limits.time_ms = 20).unwrap();
+    let policy = Arc::new(PluginPolicy::new(r.clone(), 4000));
+    // 20 looping calls on 4 workers: counting the ticks a call got to run, each
+    // lasted about 5 x 20 ms.
+    let results = concurrent_access(&policy, 20).await;
+    let slowest = results.iter().map(|(_, took)| *took).max().unwrap();
+    assert!(
+        results.iter().all(|(v, _)| matches!(v, Verdict::Deny(_))),
+        "closed: every failing call denies"
+    );
+    assert!(
+        slowest < Duration::from_millis(80),
+        "the slowest of 20 concurrent calls took {slowest:?}; the deadline is 20 ms after arrival"
+    );
+    let stats = r.get("evil-loop").unwrap().stats.snapshot();
+    assert_eq!(stats.calls, 20, "{stats:?}");
+    assert_eq!(stats.timeouts + stats.overloaded, 20, "{stats:?}");
+    assert!(
+        stats.timeouts >= 2 && stats.overloaded >= 10,
+        "two slots: the first two run to their deadline, most of the others never get a slot: {stats:?}"
+    );
+    assert_eq!(stats.fail_policy_applied, 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_calls_share_the_slots_without_a_fault() {
+    let Some((r, _dir)) = registry().await else {
+        return;
+    };
+    load(&r, "noop", |m| m.limits.concurrent_calls = 1).unwrap();
+    let policy = Arc::new(PluginPolicy::new(r.clone(), 4000));
+    let results = concurrent_access(&policy, 50).await;
+    assert!(results.iter().all(|(v, _)| *v == Verdict::Allow));
+    let stats = r.get("noop").unwrap().stats.snapshot();
+    assert_eq!((stats.calls, stats.faults), (50, 0), "{stats:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fuel_limit_stops_a_runaway_plugin_and_switching_it_recompiles() {
     let Some((r, _dir)) = registry().await else {
@@ -206,7 +271,7 @@ async fn a_fuel_limit_stops_a_runaway_plugin_and_switching_it_recompiles() {
     load(&r, "contact-filter", |m| m.limits.fuel = 10_000_000).unwrap();
     r.remove("evil-loop");
     match policy.message_hook(&req, "write to bob@example.com").await {
-        HookVerdict::Rewrite(body) => assert!(!body.contains("bob@example.com"), "{body}"),
+        HookVerdict::Rewrite(body, _) => assert!(!body.contains("bob@example.com"), "{body}"),
         other => panic!("{other:?}"),
     }
 }
@@ -228,7 +293,7 @@ async fn traps_memory_bombs_and_oversized_results_are_faults_and_instances_are_r
     );
     assert!(matches!(
         policy.message_hook(&req, "hello").await,
-        HookVerdict::Reject(_)
+        HookVerdict::Reject(..)
     ));
     let fault = |name: &str| r.get(name).unwrap().stats.snapshot();
     assert_eq!(fault("evil-trap").traps, 1);
@@ -249,7 +314,7 @@ async fn traps_memory_bombs_and_oversized_results_are_faults_and_instances_are_r
         assert!(
             matches!(
                 policy.message_hook(&req, "hello").await,
-                HookVerdict::Reject(_)
+                HookVerdict::Reject(..)
             ),
             "{name}"
         );
@@ -266,7 +331,7 @@ async fn traps_memory_bombs_and_oversized_results_are_faults_and_instances_are_r
         assert!(
             matches!(
                 policy.message_hook(&req, "again").await,
-                HookVerdict::Reject(_)
+                HookVerdict::Reject(..)
             ),
             "{name}"
         );
@@ -289,7 +354,7 @@ async fn example_plugins_decide() {
     let (t, a) = (thread(), alice());
     let req = request(Action::Send, &a, &t);
     match policy.message_hook(&req, "write to bob@example.com").await {
-        HookVerdict::Rewrite(body) => assert!(!body.contains("bob@example.com"), "{body}"),
+        HookVerdict::Rewrite(body, _) => assert!(!body.contains("bob@example.com"), "{body}"),
         other => panic!("{other:?}"),
     }
     assert_eq!(

@@ -6,8 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::memory::MemoryState;
-use super::redis::RedisState;
-use super::{KvValue, OFFLINE_QUEUE_MAX, Presence, RateDecision, StateStore};
+use super::redis::{RedisKeys, RedisState};
+use super::{
+    KvValue, OFFLINE_QUEUE_MAX, OfflineQueues, PluginChanges, PluginKv, Presence, RateDecision,
+    RateLimits, StateStore, ThreadCache, Typing,
+};
 use crate::state::EventStream;
 use crate::testing::{redis_url, unique};
 
@@ -24,9 +27,27 @@ async fn memory() -> Option<Backend> {
     })
 }
 
+/// The Redis of the tests, under `keys`.
+async fn redis_state(url: &str, keys: RedisKeys) -> RedisState {
+    RedisState::connect(url, keys, TIMEOUT)
+        .await
+        .unwrap_or_else(|e| panic!("Redis at {url} does not answer: {e}"))
+}
+
 async fn redis() -> Option<Backend> {
+    redis_under(RedisKeys::default()).await
+}
+
+/// Redis under a prefix of the test's own, so nothing depends on the default one.
+async fn redis_prefixed() -> Option<Backend> {
+    redis_under(RedisKeys::new(&unique("prefixed")).unwrap()).await
+}
+
+async fn redis_under(keys: RedisKeys) -> Option<Backend> {
     let url = redis_url()?;
-    let redis = RedisState::connect(&url)
+    let redis = redis_state(&url, keys).await;
+    redis
+        .ping()
         .await
         .unwrap_or_else(|e| panic!("Redis at {url} does not answer: {e}"));
     redis
@@ -40,6 +61,8 @@ async fn redis() -> Option<Backend> {
 }
 
 const TTL: Duration = Duration::from_secs(60);
+/// The backend timeout of the tests' Redis.
+const TIMEOUT: Duration = Duration::from_secs(2);
 
 async fn presence_counts_connections_across_devices(backend: Backend) {
     let Backend { name, state: s, .. } = backend;
@@ -93,6 +116,39 @@ async fn presence_expires_without_refresh_and_refresh_restores_it(backend: Backe
         [true],
         "{name}: re-created from the local count"
     );
+}
+
+async fn last_seen_is_kept_per_user_and_counts_are_per_user(backend: Backend) {
+    let Backend { name, state: s, .. } = backend;
+    let (a, b) = (unique("a"), unique("b"));
+    let both = [a.clone(), b.clone()];
+    assert_eq!(
+        s.last_seen(&both).await.unwrap(),
+        vec![None, None],
+        "{name}"
+    );
+    s.last_seen_set(&a, 1_000).await.unwrap();
+    s.last_seen_set(&a, 2_000).await.unwrap();
+    assert_eq!(
+        s.last_seen(&both).await.unwrap(),
+        vec![Some(2_000), None],
+        "{name}: the newest record, and none for another user"
+    );
+    assert!(s.last_seen(&[]).await.unwrap().is_empty(), "{name}");
+
+    s.presence_set(&a, 3, TTL).await.unwrap();
+    assert_eq!(
+        s.presence_counts(&both).await.unwrap(),
+        vec![3, 0],
+        "{name}"
+    );
+    s.presence_set(&a, 0, TTL).await.unwrap();
+    assert_eq!(
+        s.presence_counts(&both).await.unwrap(),
+        vec![0, 0],
+        "{name}"
+    );
+    assert!(s.presence_counts(&[]).await.unwrap().is_empty(), "{name}");
 }
 
 async fn typing_is_set_and_cleared(backend: Backend) {
@@ -205,16 +261,20 @@ async fn events_reach_the_stream() {
         .await
         .unwrap();
     assert_eq!(memory.recent_events(1), vec![entry.clone()]);
+    assert_eq!(memory.events_len().await.unwrap(), 1);
 
     let Some(url) = redis_url() else {
         return;
     };
-    let redis = RedisState::connect(&url).await.unwrap();
-    redis.append_events(&[entry]).await.unwrap();
-    let client = ::redis::Client::open(url).unwrap();
+    let redis = redis_state(&url, RedisKeys::default()).await;
+    redis
+        .append_events(std::slice::from_ref(&entry))
+        .await
+        .unwrap();
+    let client = ::redis::Client::open(url.as_str()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let last: ::redis::Value = ::redis::cmd("XREVRANGE")
-        .arg(super::redis::EVENTS_KEY)
+        .arg("chat:logs:events") // the contract's name, under the default prefix
         .arg("+")
         .arg("-")
         .arg("COUNT")
@@ -226,6 +286,15 @@ async fn events_reach_the_stream() {
         format!("{last:?}").contains(&marker),
         "stream lacks the entry: {last:?}"
     );
+    let prefix = unique("evlen");
+    let own = redis_state(&url, RedisKeys::new(&prefix).unwrap()).await;
+    own.append_events(&[entry.clone(), entry]).await.unwrap();
+    assert_eq!(own.events_len().await.unwrap(), 2, "the stream's length");
+    ::redis::cmd("DEL")
+        .arg(format!("{prefix}:logs:events"))
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
 }
 
 async fn plugin_kv_is_namespaced_and_counts_with_ttl(backend: Backend) {
@@ -278,10 +347,11 @@ async fn plugin_kv_is_namespaced_and_counts_with_ttl(backend: Backend) {
 }
 
 crate::testing::per_backend! {
-    backends: [memory, redis],
+    backends: [memory, redis, redis_prefixed],
     cases: [
         presence_counts_connections_across_devices,
         presence_expires_without_refresh_and_refresh_restores_it,
+        last_seen_is_kept_per_user_and_counts_are_per_user,
         typing_is_set_and_cleared,
         offline_queue_keeps_order_trims_and_reports_overflow,
         rate_limit_is_an_exact_window,
@@ -298,8 +368,15 @@ async fn redis_presence_outlives_a_crashed_instance_and_a_lost_record() {
     let Some(url) = redis_url() else {
         return;
     };
+    // The scripts build per-user keys from prefixes: the default one and another.
+    for prefix in ["chat".to_owned(), unique("prefixed")] {
+        presence_outlives_a_crashed_instance_and_a_lost_record(&url, &prefix).await;
+    }
+}
+
+async fn presence_outlives_a_crashed_instance_and_a_lost_record(url: &str, prefix: &str) {
     let stale = Duration::from_millis(300);
-    let base = RedisState::connect(&url).await.unwrap();
+    let base = redis_state(url, RedisKeys::new(prefix).unwrap()).await;
     let (a, b) = (base.other_instance(stale), base.other_instance(stale));
     let (u, v, w) = (unique("u"), unique("v"), unique("w"));
     assert_eq!(a.presence_set(&u, 1, TTL).await.unwrap(), 1);
@@ -309,6 +386,15 @@ async fn redis_presence_outlives_a_crashed_instance_and_a_lost_record() {
         "one socket on each"
     );
     b.presence_set(&v, 1, TTL).await.unwrap();
+    // Under the default prefix other live instances (a running server) may be listed too.
+    let isolated = prefix != "chat";
+    if isolated {
+        assert_eq!(
+            a.presence_instances().await.unwrap().len(),
+            2,
+            "a and b are live"
+        );
+    }
 
     // b crashes: it stops refreshing; a keeps refreshing its own user. The
     // passing time is the scenario (the stale window), not a synchronisation.
@@ -321,6 +407,13 @@ async fn redis_presence_outlives_a_crashed_instance_and_a_lost_record() {
         [true, false],
         "only live instances count"
     );
+    if isolated {
+        assert_eq!(
+            a.presence_instances().await.unwrap().len(),
+            1,
+            "the crashed instance is no longer listed"
+        );
+    }
     let reaped = a.presence_reap().await.unwrap();
     assert!(reaped.contains(&v) && !reaped.contains(&u), "{reaped:?}");
     assert!(
@@ -345,7 +438,7 @@ async fn redis_presence_outlives_a_crashed_instance_and_a_lost_record() {
         .await
         .unwrap();
     ::redis::cmd("DEL")
-        .arg(format!("chat:presence:{w}"))
+        .arg(format!("{prefix}:presence:{w}"))
         .query_async::<()>(&mut conn)
         .await
         .unwrap();
@@ -371,4 +464,142 @@ async fn redis_presence_outlives_a_crashed_instance_and_a_lost_record() {
         [false],
         "a retired instance no longer counts"
     );
+}
+
+/// Two deployments on one Redis server and database, with different prefixes:
+/// neither sees the other's presence, typing, rate limits, cache, queues, plugin
+/// keys, plugin announcements or events, and a third with the first's prefix
+/// sees all of the first's.
+#[tokio::test]
+async fn redis_prefixes_isolate_deployments() {
+    use tokio::sync::mpsc::UnboundedReceiver;
+    use tokio::time::timeout;
+    let Some(url) = redis_url() else {
+        return;
+    };
+    let (px, py) = (unique("x"), unique("y"));
+    let x = redis_state(&url, RedisKeys::new(&px).unwrap()).await;
+    let y = redis_state(&url, RedisKeys::new(&py).unwrap()).await;
+    let x_too = redis_state(&url, RedisKeys::new(&px).unwrap()).await;
+    let (u, t, p) = (unique("u"), unique("t"), unique("p"));
+
+    let mut x_changes = x_too.plugin_changes();
+    let mut y_changes = y.plugin_changes();
+    x.presence_set(&u, 1, TTL).await.unwrap();
+    x.typing_start(&t, &u, TTL).await.unwrap();
+    x.thread_meta_put(&t, "{}", TTL).await.unwrap();
+    x.offline_push(std::slice::from_ref(&u), &t, "m")
+        .await
+        .unwrap();
+    x.kv_set(&p, "k", "v", None).await.unwrap();
+    assert_eq!(
+        x.rate_limit_hit(&u, 1, TTL).await.unwrap(),
+        RateDecision::Allowed
+    );
+
+    assert_eq!(
+        y.presence_online(std::slice::from_ref(&u)).await.unwrap(),
+        [false]
+    );
+    assert!(!y.typing_stop(&t, &u).await.unwrap(), "typing");
+    assert_eq!(y.thread_meta_get(&t).await.unwrap(), None, "cache");
+    assert!(
+        y.offline_drain(&u).await.unwrap().messages.is_empty(),
+        "queue"
+    );
+    assert_eq!(y.kv_get(&p, "k").await.unwrap(), None, "plugin kv");
+    assert_eq!(
+        y.rate_limit_hit(&u, 1, TTL).await.unwrap(),
+        RateDecision::Allowed,
+        "rate limit"
+    );
+
+    // The positive control: the same prefix is the same deployment.
+    assert_eq!(
+        x_too
+            .presence_online(std::slice::from_ref(&u))
+            .await
+            .unwrap(),
+        [true]
+    );
+    assert!(x_too.typing_stop(&t, &u).await.unwrap());
+    assert_eq!(
+        x_too.thread_meta_get(&t).await.unwrap().as_deref(),
+        Some("{}")
+    );
+    assert_eq!(x_too.offline_drain(&u).await.unwrap().messages, ["m"]);
+    assert!(x_too.kv_get(&p, "k").await.unwrap().is_some());
+    assert!(matches!(
+        x_too.rate_limit_hit(&u, 1, TTL).await.unwrap(),
+        RateDecision::Limited { .. }
+    ));
+
+    // Announcements. Subscribing is asynchronous: each side publishes until it
+    // hears itself. Then x announces, y announces after it, and y's next
+    // announcement is its own: had y heard x's channel, x's would come first.
+    async fn subscribed(state: &RedisState, rx: &mut UnboundedReceiver<String>) {
+        timeout(Duration::from_secs(10), async {
+            loop {
+                state.publish_plugin_change("ready").await.unwrap();
+                if let Ok(Some(_)) = timeout(Duration::from_millis(100), rx.recv()).await {
+                    return;
+                }
+            }
+        })
+        .await
+        .expect("a deployment hears its own announcements");
+    }
+    async fn next_change(rx: &mut UnboundedReceiver<String>) -> String {
+        timeout(Duration::from_secs(5), async {
+            loop {
+                match rx.recv().await.unwrap() {
+                    ready if ready == "ready" => continue,
+                    change => return change,
+                }
+            }
+        })
+        .await
+        .expect("an announcement")
+    }
+    subscribed(&x, &mut x_changes).await;
+    subscribed(&y, &mut y_changes).await;
+    x.publish_plugin_change("x-change").await.unwrap();
+    y.publish_plugin_change("y-change").await.unwrap();
+    assert_eq!(next_change(&mut x_changes).await, "x-change");
+    assert_eq!(
+        next_change(&mut y_changes).await,
+        "y-change",
+        "y never hears x's announcements"
+    );
+
+    // Events go to `<prefix>:logs:events`.
+    let marker = unique("evt");
+    x.append_events(&[super::StreamEntry {
+        kind: "message_sent".into(),
+        fields: vec![("userId".into(), marker.clone())],
+    }])
+    .await
+    .unwrap();
+    let mut conn = ::redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let len = |key: String| {
+        let mut conn = conn.clone();
+        async move {
+            ::redis::cmd("XLEN")
+                .arg(key)
+                .query_async::<i64>(&mut conn)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(len(format!("{px}:logs:events")).await, 1);
+    assert_eq!(len(format!("{py}:logs:events")).await, 0);
+    let _: () = ::redis::cmd("DEL")
+        .arg(format!("{px}:logs:events"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
 }

@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
+use crate::domain::Millis;
+
 use super::{
     EVENT_STREAM_MAX, EventStream, KvValue, OFFLINE_QUEUE_MAX, OFFLINE_QUEUE_TTL, OfflineBatch,
     OfflineQueues, PluginChanges, PluginKv, Presence, RateDecision, RateLimits, StateError,
@@ -40,6 +42,8 @@ struct OfflineQueue {
 #[derive(Default)]
 struct Inner {
     presence: HashMap<String, Expiring<i64>>,
+    /// When each user's last connection closed.
+    last_seen: HashMap<String, Millis>,
     typing: HashMap<(String, String), Expiring<()>>,
     offline: HashMap<String, Expiring<OfflineQueue>>,
     /// Per user, the instants of the actions in the current window, oldest first.
@@ -99,17 +103,35 @@ impl Presence for MemoryState {
         Ok(())
     }
 
-    async fn presence_online(&self, users: &[String]) -> StateResult<Vec<bool>> {
+    async fn presence_counts(&self, users: &[String]) -> StateResult<Vec<i64>> {
         Ok(self.with(|s| {
             users
                 .iter()
-                .map(|u| s.presence.get(u).is_some_and(|e| e.live() && e.value > 0))
+                .map(|u| {
+                    s.presence
+                        .get(u)
+                        .filter(|e| e.live())
+                        .map_or(0, |e| e.value.max(0))
+                })
                 .collect()
         }))
     }
 
+    async fn last_seen_set(&self, user: &str, at: Millis) -> StateResult<()> {
+        self.with(|s| s.last_seen.insert(user.to_owned(), at));
+        Ok(())
+    }
+
+    async fn last_seen(&self, users: &[String]) -> StateResult<Vec<Option<Millis>>> {
+        Ok(self.with(|s| users.iter().map(|u| s.last_seen.get(u).copied()).collect()))
+    }
+
     async fn presence_reap(&self) -> StateResult<Vec<String>> {
         Ok(Vec::new()) // one process: no other instance to outlive
+    }
+
+    async fn presence_instances(&self) -> StateResult<Vec<(String, i64)>> {
+        Ok(vec![("local".to_owned(), crate::domain::now_ms())]) // one process, always live
     }
 
     async fn presence_retire(&self) -> StateResult<()> {
@@ -243,6 +265,10 @@ impl EventStream for MemoryState {
             s.events.drain(..excess);
         });
         Ok(())
+    }
+
+    async fn events_len(&self) -> StateResult<u64> {
+        Ok(self.with(|s| s.events.len() as u64))
     }
 }
 

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::domain::Millis;
+
 pub mod memory;
 pub mod redis;
 
@@ -91,12 +93,26 @@ pub trait Presence: Send + Sync + 'static {
     /// Marks this instance alive and sets its count of each of its users (the
     /// local connection counts, which re-create what the backend lost).
     async fn presence_refresh(&self, users: &[(String, i64)], ttl: Duration) -> StateResult<()>;
+    /// Each user's connections on live instances: the whole cluster's on a
+    /// shared backend, this instance's in memory.
+    async fn presence_counts(&self, users: &[String]) -> StateResult<Vec<i64>>;
     /// Whether each user has at least one connection on a live instance.
-    async fn presence_online(&self, users: &[String]) -> StateResult<Vec<bool>>;
+    async fn presence_online(&self, users: &[String]) -> StateResult<Vec<bool>> {
+        let counts = self.presence_counts(users).await?;
+        Ok(counts.into_iter().map(|n| n > 0).collect())
+    }
+    /// Records that `user`'s last connection in the cluster closed at `at`
+    /// (kept until the next time, with no expiry).
+    async fn last_seen_set(&self, user: &str, at: Millis) -> StateResult<()>;
+    /// When each user's last connection closed, as recorded ([`Presence::last_seen_set`]).
+    async fn last_seen(&self, users: &[String]) -> StateResult<Vec<Option<Millis>>>;
     /// Removes the counts of instances that stopped refreshing for longer than
     /// [`INSTANCE_STALE`] (each such instance is reaped by one instance only);
     /// returns the users that have no connection left, to be announced offline.
     async fn presence_reap(&self) -> StateResult<Vec<String>>;
+    /// The instances counted live (refreshed within [`INSTANCE_STALE`]), this
+    /// one included, each with the time of its last refresh (ms since the epoch).
+    async fn presence_instances(&self) -> StateResult<Vec<(String, i64)>>;
     /// Removes this instance from the registry at shutdown (after its sockets
     /// were disconnected), so nothing of it is left to reap.
     async fn presence_retire(&self) -> StateResult<()>;
@@ -150,6 +166,8 @@ pub trait ThreadCache: Send + Sync + 'static {
 pub trait EventStream: Send + Sync + 'static {
     /// Appends entries to the capped event stream.
     async fn append_events(&self, entries: &[StreamEntry]) -> StateResult<()>;
+    /// How many entries the stream holds.
+    async fn events_len(&self) -> StateResult<u64>;
 }
 
 /// The plugins' key-value store, namespaced per plugin.

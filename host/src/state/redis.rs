@@ -1,6 +1,8 @@
-//! Redis state store: exactly the keys of the contract, atomic scripts where a
-//! read-modify-write would race between instances.
+//! Redis state store: the contract's keys under the deployment's prefix
+//! ([`RedisKeys`]), atomic scripts where a read-modify-write would race between
+//! instances, and every round trip bounded by the backend timeout.
 
+use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -8,7 +10,9 @@ use futures_util::future::try_join_all;
 use rand::Rng;
 use rand::distr::{Alphanumeric, SampleString};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, RedisError, Script};
+use redis::{AsyncCommands, RedisError, RedisResult, Script};
+
+use crate::domain::Millis;
 
 use super::{
     EVENT_STREAM_MAX, EventStream, INSTANCE_STALE, KvValue, OFFLINE_QUEUE_MAX, OFFLINE_QUEUE_TTL,
@@ -16,47 +20,108 @@ use super::{
     StateError, StateResult, StateStore, StreamEntry, ThreadCache, Typing,
 };
 
-/// Pub/sub channel of plugin changes.
-pub const PLUGIN_CHANNEL: &str = "chat:plugins:changed";
-/// The analytics stream key.
-pub const EVENTS_KEY: &str = "chat:logs:events";
-/// Longest wait for one Redis answer before the action fails as `unavailable`.
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The prefix of every key and channel when `CHAT_REDIS_PREFIX` is not set: the
+/// contract's names (`chat:presence:<user>`, `chat:logs:events`, ...).
+pub const DEFAULT_PREFIX: &str = "chat";
 
-fn presence_key(user: &str) -> String {
-    format!("chat:presence:{user}")
-}
-/// The registry of instances (see [`PRESENCE_TOTAL`]); the scripts name it literally.
-const INSTANCES_KEY: &str = "chat:presence-instances";
-fn instance_users_key(instance: &str) -> String {
-    format!("chat:presence-instance:{instance}")
-}
-fn typing_key(thread: &str, user: &str) -> String {
-    format!("chat:typing:{thread}:{user}")
-}
-fn offline_key(user: &str) -> String {
-    format!("chat:offline:{user}")
-}
-fn resync_key(user: &str) -> String {
-    format!("chat:offline:{user}:resync")
-}
-fn ratelimit_key(user: &str) -> String {
-    format!("chat:ratelimit:{user}")
-}
-fn thread_meta_key(thread: &str) -> String {
-    format!("chat:thread-meta:{thread}")
-}
-fn plugin_kv_key(plugin: &str, key: &str) -> String {
-    format!("chat:plugin-kv:{plugin}:{key}")
+/// A `CHAT_REDIS_PREFIX` that could overlap another deployment's key space.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "CHAT_REDIS_PREFIX must be 1-64 ASCII letters, digits, '_', '-' or '.' (no ':'), not {0:?}"
+)]
+pub struct InvalidPrefix(String);
+
+/// Every Redis key and pub/sub channel of one deployment, each `<prefix>:<name>`.
+///
+/// The prefix has no `:`, so the key spaces of two deployments with different
+/// prefixes are disjoint (`a:...` never starts with `b:`): several deployments
+/// share a Redis server, pub/sub included (which ignores the database number),
+/// without seeing each other. Key shapes are defined here only; the Lua scripts
+/// get them as `KEYS` or, for keys they build per user, as prefixes in `ARGV`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisKeys {
+    /// `<prefix>:`.
+    root: String,
 }
 
-/// Presence is counted per instance: `chat:presence:<user>` is a hash of
-/// instance id -> that instance's connections of the user; `chat:presence-instances`
+impl Default for RedisKeys {
+    fn default() -> Self {
+        Self {
+            root: format!("{DEFAULT_PREFIX}:"),
+        }
+    }
+}
+
+impl RedisKeys {
+    /// The keys under `prefix`; refused unless it is 1-64 of `[A-Za-z0-9_.-]`.
+    pub fn new(prefix: &str) -> Result<Self, InvalidPrefix> {
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+        if prefix.is_empty() || prefix.len() > 64 || !prefix.chars().all(allowed) {
+            return Err(InvalidPrefix(prefix.to_owned()));
+        }
+        Ok(Self {
+            root: format!("{prefix}:"),
+        })
+    }
+
+    /// `<prefix>:presence:<user>`: hash instance id -> that instance's count.
+    fn presence(&self, user: &str) -> String {
+        format!("{}presence:{user}", self.root)
+    }
+    /// `<prefix>:presence-instances`: the registry of instances (see [`PRESENCE_TOTAL`]).
+    fn instances(&self) -> String {
+        format!("{}presence-instances", self.root)
+    }
+    /// `<prefix>:presence-instance:<instance>`: the users with sockets on it.
+    fn instance_users(&self, instance: &str) -> String {
+        format!("{}presence-instance:{instance}", self.root)
+    }
+    /// `<prefix>:last-seen`: hash user id -> when the user's last connection closed (ms).
+    fn last_seen(&self) -> String {
+        format!("{}last-seen", self.root)
+    }
+    fn typing(&self, thread: &str, user: &str) -> String {
+        format!("{}typing:{thread}:{user}", self.root)
+    }
+    fn offline(&self, user: &str) -> String {
+        format!("{}offline:{user}", self.root)
+    }
+    fn resync(&self, user: &str) -> String {
+        format!("{}offline:{user}:resync", self.root)
+    }
+    fn ratelimit(&self, user: &str) -> String {
+        format!("{}ratelimit:{user}", self.root)
+    }
+    fn thread_meta(&self, thread: &str) -> String {
+        format!("{}thread-meta:{thread}", self.root)
+    }
+    fn plugin_kv(&self, plugin: &str, key: &str) -> String {
+        format!("{}plugin-kv:{plugin}:{key}", self.root)
+    }
+    /// `<prefix>:plugins:changed`: the pub/sub channel of plugin changes.
+    pub fn plugin_channel(&self) -> String {
+        format!("{}plugins:changed", self.root)
+    }
+    /// `<prefix>:logs:events`: the event stream (`chat:logs:events` by default).
+    pub fn events(&self) -> String {
+        format!("{}logs:events", self.root)
+    }
+    /// `<prefix>:socket.io`: the prefix of the Socket.IO adapter's channels
+    /// (`<prefix>:socket.io-request#/#`, ...), instead of the adapter's default
+    /// `socket.io`, which every deployment on the server would share.
+    pub fn adapter_prefix(&self) -> String {
+        format!("{}socket.io", self.root)
+    }
+}
+
+/// Presence is counted per instance: `<prefix>:presence:<user>` is a hash of
+/// instance id -> that instance's connections of the user; `<prefix>:presence-instances`
 /// scores each instance with the Redis time of its last refresh, and
-/// `chat:presence-instance:<id>` lists its users (a `-`, never in a user id's
+/// `<prefix>:presence-instance:<id>` lists its users (a `-`, never in a user id's
 /// place, so no user's key can be one of these). A count only counts while its
 /// instance is live (refreshed within the stale window). Shared Lua: the live
-/// total of one user's hash. ARGV[1] = the stale window in ms.
+/// total of one user's hash. KEYS[1] of every presence script is the registry
+/// of instances; ARGV[1] the stale window in ms.
 const PRESENCE_TOTAL: &str = r"
 local function now_ms()
   local t = redis.call('TIME')
@@ -66,58 +131,61 @@ local function live_total(hash, cutoff)
   local fields = redis.call('HGETALL', hash)
   local total = 0
   for i = 1, #fields, 2 do
-    local seen = redis.call('ZSCORE', 'chat:presence-instances', fields[i])
+    local seen = redis.call('ZSCORE', KEYS[1], fields[i])
     if seen and tonumber(seen) >= cutoff then total = total + tonumber(fields[i + 1]) end
   end
   return total
 end
 ";
 
-/// KEYS: user hash, instance user set. ARGV: stale ms, instance, user, ttl ms,
-/// this instance's count of the user (0 removes it).
+/// KEYS: registry, user hash, instance user set. ARGV: stale ms, instance, user,
+/// ttl ms, this instance's count of the user (0 removes it).
 const PRESENCE_SET: &str = r"
 local now = now_ms()
 local n = tonumber(ARGV[5])
 if n <= 0 then
-  redis.call('HDEL', KEYS[1], ARGV[2])
-  redis.call('SREM', KEYS[2], ARGV[3])
+  redis.call('HDEL', KEYS[2], ARGV[2])
+  redis.call('SREM', KEYS[3], ARGV[3])
 else
-  redis.call('HSET', KEYS[1], ARGV[2], n)
-  redis.call('SADD', KEYS[2], ARGV[3])
+  redis.call('HSET', KEYS[2], ARGV[2], n)
+  redis.call('SADD', KEYS[3], ARGV[3])
 end
-redis.call('ZADD', 'chat:presence-instances', now, ARGV[2])
-if redis.call('HLEN', KEYS[1]) == 0 then redis.call('DEL', KEYS[1]) else redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
-return live_total(KEYS[1], now - tonumber(ARGV[1]))";
+redis.call('ZADD', KEYS[1], now, ARGV[2])
+if redis.call('HLEN', KEYS[2]) == 0 then redis.call('DEL', KEYS[2]) else redis.call('PEXPIRE', KEYS[2], ARGV[4]) end
+return live_total(KEYS[2], now - tonumber(ARGV[1]))";
 
-/// KEYS: instance user set. ARGV: stale ms, instance, ttl ms, then user, count pairs.
+/// KEYS: registry, instance user set. ARGV: stale ms, instance, ttl ms, the
+/// prefix of user hashes (`<prefix>:presence:`), then user, count pairs.
 const PRESENCE_REFRESH: &str = r"
-redis.call('ZADD', 'chat:presence-instances', now_ms(), ARGV[2])
-for i = 4, #ARGV, 2 do
-  local hash = 'chat:presence:' .. ARGV[i]
+redis.call('ZADD', KEYS[1], now_ms(), ARGV[2])
+for i = 5, #ARGV, 2 do
+  local hash = ARGV[4] .. ARGV[i]
   redis.call('HSET', hash, ARGV[2], ARGV[i + 1])
   redis.call('PEXPIRE', hash, ARGV[3])
-  redis.call('SADD', KEYS[1], ARGV[i])
+  redis.call('SADD', KEYS[2], ARGV[i])
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
 return 1";
 
-/// KEYS: user hashes. ARGV: stale ms. Returns each user's live total.
-const PRESENCE_ONLINE: &str = r"
+/// KEYS: registry, then user hashes. ARGV: stale ms. Returns each user's live total.
+const PRESENCE_COUNTS: &str = r"
 local cutoff = now_ms() - tonumber(ARGV[1])
 local out = {}
-for i, hash in ipairs(KEYS) do out[i] = live_total(hash, cutoff) end
+for i = 2, #KEYS do out[i - 1] = live_total(KEYS[i], cutoff) end
 return out";
 
-/// ARGV: stale ms, this instance. Reaps every stale instance this call removes
+/// KEYS: registry. ARGV: stale ms, this instance, the prefix of user hashes
+/// (`<prefix>:presence:`), the prefix of instance user sets
+/// (`<prefix>:presence-instance:`). Reaps every stale instance this call removes
 /// from the registry (so each once), returns its users left with no connection.
 const PRESENCE_REAP: &str = r"
 local cutoff = now_ms() - tonumber(ARGV[1])
 local offline = {}
-for _, dead in ipairs(redis.call('ZRANGEBYSCORE', 'chat:presence-instances', '-inf', '(' .. cutoff)) do
-  if dead ~= ARGV[2] and redis.call('ZREM', 'chat:presence-instances', dead) == 1 then
-    local users_key = 'chat:presence-instance:' .. dead
+for _, dead in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. cutoff)) do
+  if dead ~= ARGV[2] and redis.call('ZREM', KEYS[1], dead) == 1 then
+    local users_key = ARGV[4] .. dead
     for _, user in ipairs(redis.call('SMEMBERS', users_key)) do
-      local hash = 'chat:presence:' .. user
+      local hash = ARGV[3] .. user
       redis.call('HDEL', hash, dead)
       if live_total(hash, cutoff) <= 0 then table.insert(offline, user) end
     end
@@ -169,13 +237,17 @@ return n";
 pub struct RedisState {
     client: redis::Client,
     conn: ConnectionManager,
+    /// This deployment's key space.
+    keys: RedisKeys,
+    /// Longest wait for one round trip, reconnects included.
+    timeout: Duration,
     /// This instance's id in the presence counts.
     instance: String,
     /// [`INSTANCE_STALE`], shorter in tests.
     stale: Duration,
     presence_set: Script,
     presence_refresh: Script,
-    presence_online: Script,
+    presence_counts: Script,
     presence_reap: Script,
     offline_push: Script,
     rate_limit: Script,
@@ -195,23 +267,26 @@ fn millis(d: Duration) -> u64 {
 }
 
 impl RedisState {
-    /// Connects (with reconnects and bounded response times) to `url`.
-    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+    /// Connects (with reconnects) to `url`, with every key under `keys`; each
+    /// round trip that takes longer than `timeout` fails as `unavailable`.
+    pub async fn connect(url: &str, keys: RedisKeys, timeout: Duration) -> anyhow::Result<Self> {
         let client = redis::Client::open(url)?;
         let config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_connection_timeout(Some(RESPONSE_TIMEOUT))
+            .set_response_timeout(Some(timeout))
+            .set_connection_timeout(Some(timeout))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_secs(1));
         let conn = client.get_connection_manager_with_config(config).await?;
         Ok(Self {
             client,
             conn,
+            keys,
+            timeout,
             instance: Alphanumeric.sample_string(&mut rand::rng(), 12),
             stale: INSTANCE_STALE,
             presence_set: Script::new(&format!("{PRESENCE_TOTAL}{PRESENCE_SET}")),
             presence_refresh: Script::new(&format!("{PRESENCE_TOTAL}{PRESENCE_REFRESH}")),
-            presence_online: Script::new(&format!("{PRESENCE_TOTAL}{PRESENCE_ONLINE}")),
+            presence_counts: Script::new(&format!("{PRESENCE_TOTAL}{PRESENCE_COUNTS}")),
             presence_reap: Script::new(&format!("{PRESENCE_TOTAL}{PRESENCE_REAP}")),
             offline_push: Script::new(OFFLINE_PUSH),
             rate_limit: Script::new(RATE_LIMIT),
@@ -221,6 +296,19 @@ impl RedisState {
 
     fn conn(&self) -> ConnectionManager {
         self.conn.clone()
+    }
+
+    /// One round trip, bounded by the timeout. The connection manager's own
+    /// response timeout does not cover a command that waits for a reconnect
+    /// (and its retries), so the bound is applied here, once for every call.
+    async fn call<T>(&self, request: impl Future<Output = RedisResult<T>>) -> StateResult<T> {
+        match tokio::time::timeout(self.timeout, request).await {
+            Ok(result) => result.map_err(err),
+            Err(_) => Err(StateError::Unavailable(anyhow::anyhow!(
+                "Redis did not answer within {} ms",
+                self.timeout.as_millis()
+            ))),
+        }
     }
 
     /// The same Redis as another instance would see it (its own presence counts).
@@ -237,88 +325,122 @@ impl RedisState {
 #[async_trait]
 impl Presence for RedisState {
     async fn presence_set(&self, user: &str, count: i64, ttl: Duration) -> StateResult<i64> {
-        self.presence_set
-            .key(presence_key(user))
-            .key(instance_users_key(&self.instance))
+        let mut script = self.presence_set.key(self.keys.instances());
+        script
+            .key(self.keys.presence(user))
+            .key(self.keys.instance_users(&self.instance))
             .arg(millis(self.stale))
             .arg(&self.instance)
             .arg(user)
             .arg(millis(ttl))
-            .arg(count)
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(err)
+            .arg(count);
+        self.call(script.invoke_async(&mut self.conn())).await
     }
 
     async fn presence_refresh(&self, users: &[(String, i64)], ttl: Duration) -> StateResult<()> {
-        let mut script = self
-            .presence_refresh
-            .key(instance_users_key(&self.instance));
+        let mut script = self.presence_refresh.key(self.keys.instances());
         script
+            .key(self.keys.instance_users(&self.instance))
             .arg(millis(self.stale))
             .arg(&self.instance)
-            .arg(millis(ttl));
+            .arg(millis(ttl))
+            .arg(self.keys.presence(""));
         for (user, count) in users {
             script.arg(user).arg(count);
         }
-        script
-            .invoke_async::<i64>(&mut self.conn())
+        self.call(script.invoke_async::<i64>(&mut self.conn()))
             .await
             .map(drop)
-            .map_err(err)
     }
 
-    async fn presence_online(&self, users: &[String]) -> StateResult<Vec<bool>> {
+    async fn presence_counts(&self, users: &[String]) -> StateResult<Vec<i64>> {
         if users.is_empty() {
             return Ok(Vec::new());
         }
-        let mut script = self.presence_online.prepare_invoke();
+        let mut script = self.presence_counts.key(self.keys.instances());
         for user in users {
-            script.key(presence_key(user));
+            script.key(self.keys.presence(user));
         }
-        let totals: Vec<i64> = script
-            .arg(millis(self.stale))
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(err)?;
-        Ok(totals.into_iter().map(|n| n > 0).collect())
+        script.arg(millis(self.stale));
+        let totals: Vec<i64> = self.call(script.invoke_async(&mut self.conn())).await?;
+        Ok(totals.into_iter().map(|n| n.max(0)).collect())
+    }
+
+    async fn last_seen_set(&self, user: &str, at: Millis) -> StateResult<()> {
+        self.call(
+            self.conn()
+                .hset::<_, _, _, ()>(self.keys.last_seen(), user, at),
+        )
+        .await
+    }
+
+    async fn last_seen(&self, users: &[String]) -> StateResult<Vec<Option<Millis>>> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        // HMGET: one answer per field, in order, nil for a user never recorded.
+        self.call(
+            redis::cmd("HMGET")
+                .arg(self.keys.last_seen())
+                .arg(users)
+                .query_async(&mut self.conn()),
+        )
+        .await
     }
 
     async fn presence_reap(&self) -> StateResult<Vec<String>> {
-        self.presence_reap
+        let mut script = self.presence_reap.key(self.keys.instances());
+        script
             .arg(millis(self.stale))
             .arg(&self.instance)
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(err)
+            .arg(self.keys.presence(""))
+            .arg(self.keys.instance_users(""));
+        self.call(script.invoke_async(&mut self.conn())).await
+    }
+
+    async fn presence_instances(&self) -> StateResult<Vec<(String, i64)>> {
+        let ((secs, micros), beats): ((i64, i64), Vec<(String, f64)>) = self
+            .call(
+                redis::pipe()
+                    .cmd("TIME")
+                    .zrange_withscores(self.keys.instances(), 0, -1)
+                    .query_async(&mut self.conn()),
+            )
+            .await?;
+        let cutoff = secs * 1000 + micros / 1000 - millis(self.stale) as i64;
+        Ok(beats
+            .into_iter()
+            .map(|(id, seen)| (id, seen as i64))
+            .filter(|(_, seen)| *seen >= cutoff)
+            .collect())
     }
 
     async fn presence_retire(&self) -> StateResult<()> {
-        redis::pipe()
-            .atomic()
-            .zrem(INSTANCES_KEY, &self.instance)
-            .del(instance_users_key(&self.instance))
-            .query_async::<()>(&mut self.conn())
-            .await
-            .map_err(err)
+        self.call(
+            redis::pipe()
+                .atomic()
+                .zrem(self.keys.instances(), &self.instance)
+                .del(self.keys.instance_users(&self.instance))
+                .query_async::<()>(&mut self.conn()),
+        )
+        .await
     }
 }
 
 #[async_trait]
 impl Typing for RedisState {
     async fn typing_start(&self, thread: &str, user: &str, ttl: Duration) -> StateResult<()> {
-        self.conn()
-            .pset_ex::<_, _, ()>(typing_key(thread, user), 1, millis(ttl))
-            .await
-            .map_err(err)
+        self.call(
+            self.conn()
+                .pset_ex::<_, _, ()>(self.keys.typing(thread, user), 1, millis(ttl)),
+        )
+        .await
     }
 
     async fn typing_stop(&self, thread: &str, user: &str) -> StateResult<bool> {
         let removed: i64 = self
-            .conn()
-            .del(typing_key(thread, user))
-            .await
-            .map_err(err)?;
+            .call(self.conn().del(self.keys.typing(thread, user)))
+            .await?;
         Ok(removed > 0)
     }
 }
@@ -331,32 +453,33 @@ impl OfflineQueues for RedisState {
         _thread: &str,
         message: &str,
     ) -> StateResult<()> {
-        try_join_all(users.iter().map(|user| async move {
+        self.call(try_join_all(users.iter().map(|user| async move {
             self.offline_push
-                .key(offline_key(user))
-                .key(resync_key(user))
+                .key(self.keys.offline(user))
+                .key(self.keys.resync(user))
                 .arg(message)
                 .arg(OFFLINE_QUEUE_MAX)
                 .arg(millis(OFFLINE_QUEUE_TTL))
                 .invoke_async::<i64>(&mut self.conn())
                 .await
-        }))
+        })))
         .await
         .map(drop)
-        .map_err(err)
     }
 
     async fn offline_drain(&self, user: &str) -> StateResult<OfflineBatch> {
-        let (queue, resync) = (offline_key(user), resync_key(user));
-        let (messages, _, resync_threads, _): (Vec<String>, i64, Vec<String>, i64) = redis::pipe()
-            .atomic()
-            .lrange(&queue, 0, -1)
-            .del(&queue)
-            .smembers(&resync)
-            .del(&resync)
-            .query_async(&mut self.conn())
-            .await
-            .map_err(err)?;
+        let (queue, resync) = (self.keys.offline(user), self.keys.resync(user));
+        let (messages, _, resync_threads, _): (Vec<String>, i64, Vec<String>, i64) = self
+            .call(
+                redis::pipe()
+                    .atomic()
+                    .lrange(&queue, 0, -1)
+                    .del(&queue)
+                    .smembers(&resync)
+                    .del(&resync)
+                    .query_async(&mut self.conn()),
+            )
+            .await?;
         Ok(OfflineBatch {
             messages,
             resync_threads,
@@ -373,15 +496,9 @@ impl RateLimits for RedisState {
         window: Duration,
     ) -> StateResult<RateDecision> {
         let member: u64 = rand::rng().random();
-        let wait_ms: u64 = self
-            .rate_limit
-            .key(ratelimit_key(user))
-            .arg(millis(window))
-            .arg(limit)
-            .arg(member)
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(err)?;
+        let mut script = self.rate_limit.key(self.keys.ratelimit(user));
+        script.arg(millis(window)).arg(limit).arg(member);
+        let wait_ms: u64 = self.call(script.invoke_async(&mut self.conn())).await?;
         Ok(match wait_ms {
             0 => RateDecision::Allowed,
             ms => RateDecision::Limited {
@@ -394,21 +511,21 @@ impl RateLimits for RedisState {
 #[async_trait]
 impl ThreadCache for RedisState {
     async fn thread_meta_get(&self, thread: &str) -> StateResult<Option<String>> {
-        self.conn().get(thread_meta_key(thread)).await.map_err(err)
+        self.call(self.conn().get(self.keys.thread_meta(thread)))
+            .await
     }
 
     async fn thread_meta_put(&self, thread: &str, json: &str, ttl: Duration) -> StateResult<()> {
-        self.conn()
-            .pset_ex::<_, _, ()>(thread_meta_key(thread), json, millis(ttl))
-            .await
-            .map_err(err)
+        self.call(
+            self.conn()
+                .pset_ex::<_, _, ()>(self.keys.thread_meta(thread), json, millis(ttl)),
+        )
+        .await
     }
 
     async fn thread_meta_invalidate(&self, thread: &str) -> StateResult<()> {
-        self.conn()
-            .del::<_, ()>(thread_meta_key(thread))
+        self.call(self.conn().del::<_, ()>(self.keys.thread_meta(thread)))
             .await
-            .map_err(err)
     }
 }
 
@@ -418,11 +535,12 @@ impl EventStream for RedisState {
         if entries.is_empty() {
             return Ok(());
         }
+        let stream = self.keys.events();
         let mut pipe = redis::pipe();
         for entry in entries {
             let cmd = pipe
                 .cmd("XADD")
-                .arg(EVENTS_KEY)
+                .arg(&stream)
                 .arg("MAXLEN")
                 .arg("~")
                 .arg(EVENT_STREAM_MAX)
@@ -434,21 +552,32 @@ impl EventStream for RedisState {
             }
             cmd.ignore();
         }
-        pipe.query_async::<()>(&mut self.conn()).await.map_err(err)
+        self.call(pipe.query_async::<()>(&mut self.conn())).await
+    }
+
+    async fn events_len(&self) -> StateResult<u64> {
+        self.call(
+            redis::cmd("XLEN")
+                .arg(self.keys.events())
+                .query_async(&mut self.conn()),
+        )
+        .await
     }
 }
 
 #[async_trait]
 impl PluginKv for RedisState {
     async fn kv_get(&self, plugin: &str, key: &str) -> StateResult<Option<KvValue>> {
-        let key = plugin_kv_key(plugin, key);
+        let key = self.keys.plugin_kv(plugin, key);
         // PTTL: milliseconds left, -1 without a TTL, -2 for a missing key.
-        let (value, pttl): (Option<String>, i64) = redis::pipe()
-            .get(&key)
-            .pttl(&key)
-            .query_async(&mut self.conn())
-            .await
-            .map_err(err)?;
+        let (value, pttl): (Option<String>, i64) = self
+            .call(
+                redis::pipe()
+                    .get(&key)
+                    .pttl(&key)
+                    .query_async(&mut self.conn()),
+            )
+            .await?;
         Ok(value.map(|value| KvValue {
             value,
             ttl: u64::try_from(pttl).ok().map(Duration::from_millis),
@@ -462,16 +591,15 @@ impl PluginKv for RedisState {
         value: &str,
         ttl: Option<Duration>,
     ) -> StateResult<()> {
-        let key = plugin_kv_key(plugin, key);
+        let key = self.keys.plugin_kv(plugin, key);
+        let mut conn = self.conn();
         match ttl {
             Some(ttl) => {
-                self.conn()
-                    .pset_ex::<_, _, ()>(key, value, millis(ttl).max(1))
+                self.call(conn.pset_ex::<_, _, ()>(key, value, millis(ttl).max(1)))
                     .await
             }
-            None => self.conn().set::<_, _, ()>(key, value).await,
+            None => self.call(conn.set::<_, _, ()>(key, value)).await,
         }
-        .map_err(err)
     }
 
     async fn kv_incr(
@@ -481,24 +609,18 @@ impl PluginKv for RedisState {
         delta: i64,
         ttl: Option<Duration>,
     ) -> StateResult<i64> {
-        self.kv_incr
-            .key(plugin_kv_key(plugin, key))
-            .arg(delta)
-            .arg(
-                ttl.map(|t| millis(t).max(1).to_string())
-                    .unwrap_or_default(),
-            )
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(err)
+        let mut script = self.kv_incr.key(self.keys.plugin_kv(plugin, key));
+        script.arg(delta).arg(
+            ttl.map(|t| millis(t).max(1).to_string())
+                .unwrap_or_default(),
+        );
+        self.call(script.invoke_async(&mut self.conn())).await
     }
 
     async fn kv_delete(&self, plugin: &str, key: &str) -> StateResult<bool> {
         let removed: i64 = self
-            .conn()
-            .del(plugin_kv_key(plugin, key))
-            .await
-            .map_err(err)?;
+            .call(self.conn().del(self.keys.plugin_kv(plugin, key)))
+            .await?;
         Ok(removed > 0)
     }
 }
@@ -506,22 +628,24 @@ impl PluginKv for RedisState {
 #[async_trait]
 impl PluginChanges for RedisState {
     async fn publish_plugin_change(&self, message: &str) -> StateResult<()> {
-        self.conn()
-            .publish::<_, _, i64>(PLUGIN_CHANNEL, message)
-            .await
-            .map(drop)
-            .map_err(err)
+        self.call(
+            self.conn()
+                .publish::<_, _, i64>(self.keys.plugin_channel(), message),
+        )
+        .await
+        .map(drop)
     }
 
     fn plugin_changes(&self) -> tokio::sync::mpsc::UnboundedReceiver<String> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let client = self.client.clone();
+        let channel = self.keys.plugin_channel();
         tokio::spawn(async move {
             use futures_util::StreamExt;
             // Re-subscribes after a lost connection until nobody listens any more.
             while !tx.is_closed() {
                 match client.get_async_pubsub().await {
-                    Ok(mut pubsub) => match pubsub.subscribe(PLUGIN_CHANNEL).await {
+                    Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
                         Ok(()) => {
                             let mut messages = pubsub.on_message();
                             while let Some(msg) = messages.next().await {
@@ -546,10 +670,51 @@ impl PluginChanges for RedisState {
 #[async_trait]
 impl StateStore for RedisState {
     async fn ping(&self) -> StateResult<()> {
-        redis::cmd("PING")
-            .query_async::<String>(&mut self.conn())
+        self.call(redis::cmd("PING").query_async::<String>(&mut self.conn()))
             .await
             .map(drop)
-            .map_err(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_prefix_keeps_the_contract_names_and_a_prefix_moves_them_all() {
+        let default = RedisKeys::default();
+        assert_eq!(default, RedisKeys::new(DEFAULT_PREFIX).unwrap());
+        assert_eq!(default.presence("u1"), "chat:presence:u1");
+        assert_eq!(default.instances(), "chat:presence-instances");
+        assert_eq!(default.events(), "chat:logs:events");
+        assert_eq!(default.plugin_channel(), "chat:plugins:changed");
+        assert_eq!(default.plugin_kv("p", "k"), "chat:plugin-kv:p:k");
+        let x = RedisKeys::new("tenant-x").unwrap();
+        for key in [
+            x.presence("u1"),
+            x.instances(),
+            x.instance_users("i"),
+            x.last_seen(),
+            x.typing("t", "u"),
+            x.offline("u"),
+            x.resync("u"),
+            x.ratelimit("u"),
+            x.thread_meta("t"),
+            x.plugin_kv("p", "k"),
+            x.plugin_channel(),
+            x.events(),
+            x.adapter_prefix(),
+        ] {
+            assert!(key.starts_with("tenant-x:"), "{key}");
+        }
+        assert_eq!(x.adapter_prefix(), "tenant-x:socket.io");
+    }
+
+    #[test]
+    fn a_prefix_that_could_overlap_another_is_refused() {
+        for bad in ["", "a:b", "with space", "ünï", &"x".repeat(65), "*"] {
+            assert!(RedisKeys::new(bad).is_err(), "{bad:?}");
+        }
+        assert!(RedisKeys::new("prod_eu-1.chat").is_ok());
     }
 }

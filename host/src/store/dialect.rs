@@ -25,14 +25,16 @@ impl Dialect {
     pub fn upsert_user(self) -> &'static str {
         match self {
             Self::MySql => {
-                "INSERT INTO chat_user (id, display_name, avatar_url, role, created_at, updated_at) \
-                 VALUES (?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE display_name = VALUES(display_name), \
-                 avatar_url = VALUES(avatar_url), role = VALUES(role), updated_at = VALUES(updated_at)"
+                "INSERT INTO chat_user (id, display_name, name_key, avatar_url, role, created_at, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE display_name = VALUES(display_name), \
+                 name_key = VALUES(name_key), avatar_url = VALUES(avatar_url), role = VALUES(role), \
+                 updated_at = VALUES(updated_at)"
             }
             Self::Sqlite => {
-                "INSERT INTO chat_user (id, display_name, avatar_url, role, created_at, updated_at) \
-                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET display_name = excluded.display_name, \
-                 avatar_url = excluded.avatar_url, role = excluded.role, updated_at = excluded.updated_at"
+                "INSERT INTO chat_user (id, display_name, name_key, avatar_url, role, created_at, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET display_name = excluded.display_name, \
+                 name_key = excluded.name_key, avatar_url = excluded.avatar_url, role = excluded.role, \
+                 updated_at = excluded.updated_at"
             }
         }
     }
@@ -61,12 +63,12 @@ impl Dialect {
     pub fn upsert_audit_head(self) -> &'static str {
         match self {
             Self::MySql => {
-                "INSERT INTO chat_audit_head (thread_id, seq, head_mac) VALUES (?, ?, ?) \
-                 ON DUPLICATE KEY UPDATE seq = VALUES(seq), head_mac = VALUES(head_mac)"
+                "INSERT INTO chat_audit_head (thread_id, seq, head_mac, key_id) VALUES (?, ?, ?, ?) \
+                 ON DUPLICATE KEY UPDATE seq = VALUES(seq), head_mac = VALUES(head_mac), key_id = VALUES(key_id)"
             }
             Self::Sqlite => {
-                "INSERT INTO chat_audit_head (thread_id, seq, head_mac) VALUES (?, ?, ?) \
-                 ON CONFLICT (thread_id) DO UPDATE SET seq = excluded.seq, head_mac = excluded.head_mac"
+                "INSERT INTO chat_audit_head (thread_id, seq, head_mac, key_id) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (thread_id) DO UPDATE SET seq = excluded.seq, head_mac = excluded.head_mac, key_id = excluded.key_id"
             }
         }
     }
@@ -85,6 +87,29 @@ impl Dialect {
         }
     }
 
+    /// The condition that a thread's title (`chat_thread t`) matches the
+    /// bound [`Dialect::title_query`]: MySQL's FULLTEXT index in boolean mode,
+    /// SQLite's FTS5 table `chat_thread_title`.
+    pub fn title_match(self) -> &'static str {
+        match self {
+            Self::MySql => "MATCH (t.title) AGAINST (? IN BOOLEAN MODE)",
+            Self::Sqlite => {
+                "t.id IN (SELECT thread_id FROM chat_thread_title WHERE chat_thread_title MATCH ?)"
+            }
+        }
+    }
+
+    /// The full-text query of a title search: every word is the start of a
+    /// word of the title (`+word*` in MySQL's boolean mode, `"word"*` in FTS5;
+    /// the words hold only letters, digits and `_`, none of either syntax).
+    pub fn title_query(self, words: &[String]) -> String {
+        let term = |w: &String| match self {
+            Self::MySql => format!("+{w}*"),
+            Self::Sqlite => format!("\"{w}\"*"),
+        };
+        words.iter().map(term).collect::<Vec<_>>().join(" ")
+    }
+
     /// Opens a transaction that will write. SQLite takes the write lock at once
     /// (`BEGIN IMMEDIATE`), so concurrent writers wait on `busy_timeout` instead
     /// of failing when a read lock cannot be upgraded.
@@ -92,6 +117,33 @@ impl Dialect {
         match self {
             Self::MySql => "BEGIN",
             Self::Sqlite => "BEGIN IMMEDIATE",
+        }
+    }
+
+    /// The suffix of a `SELECT` that locks the rows it reads for writing, until
+    /// the transaction ends (SQLite's write transaction holds the whole file).
+    pub fn lock_exclusive(self) -> &'static str {
+        match self {
+            Self::MySql => " FOR UPDATE",
+            Self::Sqlite => "",
+        }
+    }
+
+    /// The suffix of a `SELECT` that keeps the rows it reads from being written
+    /// until the transaction ends.
+    pub fn lock_shared(self) -> &'static str {
+        match self {
+            Self::MySql => " LOCK IN SHARE MODE",
+            Self::Sqlite => "",
+        }
+    }
+
+    /// Opens a transaction whose reads all see one snapshot (InnoDB's consistent
+    /// read; SQLite's deferred read transaction in WAL mode).
+    pub fn begin_snapshot(self) -> &'static str {
+        match self {
+            Self::MySql => "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
+            Self::Sqlite => "BEGIN",
         }
     }
 }

@@ -12,9 +12,6 @@ use redis::{AsyncCommands, PushInfo, PushKind};
 use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
 use tokio::sync::mpsc;
 
-/// Longest wait for one publish before the broadcast fails.
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
-
 type Handlers = Arc<RwLock<HashMap<String, mpsc::Sender<ChanItem>>>>;
 
 /// A [`Driver`] that survives Redis restarts and network cuts.
@@ -22,6 +19,8 @@ type Handlers = Arc<RwLock<HashMap<String, mpsc::Sender<ChanItem>>>>;
 pub struct ReconnectingDriver {
     conn: ConnectionManager,
     handlers: Handlers,
+    /// Longest wait for one publish, a reconnect included.
+    timeout: Duration,
 }
 
 fn route(push: PushInfo, handlers: &Handlers) {
@@ -51,8 +50,9 @@ fn route(push: PushInfo, handlers: &Handlers) {
 }
 
 impl ReconnectingDriver {
-    /// Connects to the Redis of `client` (RESP3 is required for pushed messages).
-    pub async fn new(client: &redis::Client) -> redis::RedisResult<Self> {
+    /// Connects to the Redis of `client` (RESP3 is required for pushed messages);
+    /// a publish or subscription that gets no answer within `timeout` fails.
+    pub async fn new(client: &redis::Client, timeout: Duration) -> redis::RedisResult<Self> {
         let handlers: Handlers = Arc::default();
         let routed = handlers.clone();
         let config = ConnectionManagerConfig::new()
@@ -61,27 +61,38 @@ impl ReconnectingDriver {
                 Ok::<(), std::convert::Infallible>(())
             })
             .set_automatic_resubscription()
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_connection_timeout(Some(RESPONSE_TIMEOUT))
+            .set_response_timeout(Some(timeout))
+            .set_connection_timeout(Some(timeout))
             .set_max_delay(Duration::from_secs(1));
         let conn = client.get_connection_manager_with_config(config).await?;
-        Ok(Self { conn, handlers })
+        Ok(Self {
+            conn,
+            handlers,
+            timeout,
+        })
     }
 }
 
 /// A driver failure.
 #[derive(Debug, thiserror::Error)]
-#[error(transparent)]
-pub struct DriverError(#[from] redis::RedisError);
+pub enum DriverError {
+    /// Redis refused the command or the connection failed.
+    #[error(transparent)]
+    Redis(#[from] redis::RedisError),
+    /// No answer within the timeout (a stalled Redis, or a reconnect still retrying).
+    #[error("Redis did not answer within {0:?}")]
+    Timeout(Duration),
+}
 
 impl Driver for ReconnectingDriver {
     type Error = DriverError;
 
     async fn publish(&self, chan: String, val: Vec<u8>) -> Result<(), Self::Error> {
-        self.conn
-            .clone()
-            .publish::<_, _, redis::Value>(chan, val)
-            .await?;
+        // The manager's response timeout does not cover waiting for a reconnect.
+        let mut conn = self.conn.clone();
+        tokio::time::timeout(self.timeout, conn.publish::<_, _, redis::Value>(chan, val))
+            .await
+            .map_err(|_| DriverError::Timeout(self.timeout))??;
         Ok(())
     }
 

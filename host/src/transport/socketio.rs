@@ -26,8 +26,12 @@ use crate::chat::ChatService;
 use crate::chat::error::ChatError;
 use crate::chat::fanout::{Fanout, thread_room, user_room};
 use crate::domain::ids::parse_message_id;
-use crate::domain::server_events::{MessageEvent, ReadyEvent, ResyncEvent, ServerEvent};
+use crate::domain::server_events::{
+    CloseReason, MessageEvent, ReadyEvent, ResyncEvent, ServerEvent,
+};
 use crate::domain::{Actor, ConnectionId, MessageId, now_ms, rfc3339};
+use crate::transport::pending::PendingHandshakes;
+use crate::transport::session::{Guard, Refusal, SocketLimits, closing, expiry_time};
 
 /// Longest wait for one broadcast to be handed to the adapter.
 const EMIT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -122,13 +126,21 @@ impl<A: Adapter> Fanout for SocketFanout<A> {
     }
 }
 
-/// The one message a refused handshake gets.
+/// Why a handshake was refused: the `connect_error` message.
 #[derive(Debug)]
-struct Unauthorized;
+enum Refused {
+    /// No valid token (the contract's one message for it).
+    Unauthorized,
+    /// The user already holds [`SocketLimits::max_sockets_per_user`] sockets here.
+    TooManySockets,
+}
 
-impl std::fmt::Display for Unauthorized {
+impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("unauthorized")
+        f.write_str(match self {
+            Refused::Unauthorized => "unauthorized",
+            Refused::TooManySockets => "too many connections for this user",
+        })
     }
 }
 
@@ -148,6 +160,8 @@ type SessionRef = Arc<Mutex<Session>>;
 struct Handlers {
     chat: Arc<ChatService>,
     verifier: Arc<TokenVerifier>,
+    limits: SocketLimits,
+    pending: Arc<PendingHandshakes>,
     tasks: TaskTracker,
 }
 
@@ -157,11 +171,15 @@ pub fn register<A: Adapter + DefinedAdapter>(
     io: &SocketIo<A>,
     chat: Arc<ChatService>,
     verifier: Arc<TokenVerifier>,
+    limits: SocketLimits,
+    pending: Arc<PendingHandshakes>,
     tasks: TaskTracker,
 ) -> A::InitRes {
     let h = Handlers {
         chat,
         verifier,
+        limits,
+        pending,
         tasks,
     };
     let auth = {
@@ -186,17 +204,31 @@ impl Handlers {
         &self,
         socket: SocketRef<A>,
         auth: Option<Value>,
-    ) -> Result<(), Unauthorized> {
+    ) -> Result<(), Refused> {
+        // The client only learns `unauthorized` (the contract); the reason is
+        // logged and counted for the operator.
+        let refused = |reason: &'static str, detail: &dyn std::fmt::Display| {
+            tracing::debug!(reason, %detail, "handshake refused");
+            metrics::counter!("chat_handshakes_refused_total", "reason" => reason).increment(1);
+            Refused::Unauthorized
+        };
         let token = auth
             .as_ref()
             .and_then(|a| a.get("token"))
             .and_then(Value::as_str)
-            .ok_or(Unauthorized)?;
-        let identity = self.verifier.verify(token).map_err(|e| {
-            tracing::debug!(error = %e, "handshake refused");
-            metrics::counter!("chat_handshakes_refused_total").increment(1);
-            Unauthorized
-        })?;
+            .ok_or_else(|| refused("missing", &"no auth.token string"))?;
+        let identity = self
+            .verifier
+            .verify(token)
+            .map_err(|e| refused(e.reason(), &e))?;
+        if socket.within(user_room(&identity.user_id)).sockets().len()
+            >= self.limits.max_sockets_per_user
+        {
+            metrics::counter!("chat_handshakes_refused_total", "reason" => "too_many_sockets")
+                .increment(1);
+            return Err(Refused::TooManySockets);
+        }
+        self.pending.authenticated();
         let actor = Actor {
             user_id: identity.user_id.clone(),
             role: identity.role,
@@ -214,6 +246,31 @@ impl Handlers {
                 parsed
             });
         socket.join(user_room(&identity.user_id));
+        let guard = Arc::new(Guard::new(&identity, self.limits));
+        socket.extensions.insert::<Arc<Guard>>(guard.clone());
+        let (verifier, current) = (self.verifier.clone(), identity.clone());
+        socket.on(
+            "chat:refresh-token",
+            move |socket: SocketRef<A>, TryData(data): TryData<Value>, ack: AckSender<A>| {
+                let (verifier, current) = (verifier.clone(), current.clone());
+                async move {
+                    let started = Instant::now();
+                    let result = match (socket.extensions.get::<Arc<Guard>>(), data) {
+                        (Some(guard), Ok(data)) => guard.refresh(&verifier, &current, data),
+                        (_, _) => Err(ChatError::invalid("a payload object is required")),
+                    };
+                    answer("chat:refresh-token", ack, result, started);
+                }
+            },
+        );
+        {
+            let socket = socket.clone();
+            tokio::spawn(async move {
+                if guard.expired().await {
+                    close(&socket, CloseReason::TokenExpired);
+                }
+            });
+        }
         socket.extensions.insert::<Identity>(identity);
         socket
             .extensions
@@ -334,11 +391,15 @@ impl Handlers {
             user_id: identity.user_id.clone(),
             role: identity.role,
             server_time: rfc3339(now_ms()),
+            token_expires_at: expiry_time(identity.expires_at),
         });
         let _ = socket.emit(ready.name(), &ready);
     }
 
     async fn disconnected<A: Adapter>(self, socket: SocketRef<A>, actor: Actor) {
+        if let Some(guard) = socket.extensions.get::<Arc<Guard>>() {
+            guard.close();
+        }
         let Some(session) = socket.extensions.get::<SessionRef>() else {
             return;
         };
@@ -349,7 +410,8 @@ impl Handlers {
         }
     }
 
-    /// Registers one client event: decode, run the use case, ack `{ ok, ... }`.
+    /// Registers one client event: admit it ([`Guard::admit`]), decode, run the
+    /// use case, ack `{ ok, ... }`; close a socket that keeps flooding.
     fn on<A, F, Fut, R>(
         &self,
         socket: &SocketRef<A>,
@@ -360,7 +422,7 @@ impl Handlers {
         A: Adapter,
         F: Fn(Arc<ChatService>, SocketRef<A>, Actor, Value) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Result<R, ChatError>> + Send + 'static,
-        R: Serialize,
+        R: Serialize + Send + 'static,
     {
         let h = self.clone();
         let actor = actor.clone();
@@ -368,16 +430,47 @@ impl Handlers {
             event,
             move |socket: SocketRef<A>, TryData(data): TryData<Value>, ack: AckSender<A>| {
                 let (chat, actor, handler) = (h.chat.clone(), actor.clone(), handler.clone());
+                let guard = socket.extensions.get::<Arc<Guard>>();
                 h.tasks.track_future(async move {
                     let started = Instant::now();
-                    let result = match data {
-                        Ok(data) => handler(chat, socket, actor, data).await,
-                        Err(_) => Err(ChatError::invalid("a payload object is required")),
+                    let Some(guard) = guard else {
+                        return;
                     };
+                    let result = match (guard.admit().await, data) {
+                        (Err(refused), _) => Err(refused),
+                        (Ok(_permit), Ok(data)) => {
+                            let use_case = handler(chat.clone(), socket.clone(), actor, data);
+                            chat.bounded(use_case).await
+                        }
+                        (Ok(_), Err(_)) => Err(ChatError::invalid("a payload object is required")),
+                    };
+                    let refusal = match result {
+                        Err(ChatError::RateLimited { .. }) => guard.refused(),
+                        _ => Refusal::Answer,
+                    };
+                    if refusal == Refusal::Drop {
+                        return;
+                    }
                     answer(event, ack, result, started);
+                    if refusal == Refusal::Close {
+                        metrics::counter!("chat_flooders_disconnected_total").increment(1);
+                        close(&socket, CloseReason::Flooding);
+                    }
                 })
             },
         );
+    }
+}
+
+/// Tells the socket why with `chat:closing`, then disconnects it.
+fn close<A: Adapter>(socket: &SocketRef<A>, reason: CloseReason) {
+    let event = ServerEvent::from(closing(reason));
+    if let Err(e) = socket.emit(event.name(), &event) {
+        tracing::debug!(error = %e, "chat:closing not sent");
+    }
+    if let Err(e) = socket.clone().disconnect() {
+        // A full buffer: the heartbeat closes the connection instead.
+        tracing::debug!(error = %e, ?reason, "socket not disconnected");
     }
 }
 

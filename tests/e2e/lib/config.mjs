@@ -4,6 +4,8 @@
 //   CHAT_E2E_BACKEND       embedded (default) | mysql-redis
 //   CHAT_E2E_DATABASE_URL  default mysql://root@127.0.0.1:3306/chat_host_e2e
 //   CHAT_E2E_REDIS_URL     default redis://127.0.0.1:6379
+//   CHAT_E2E_DATABASE_URL_2  a second MariaDB database, for a second deployment
+//                          (isolation.test.mjs); default mysql://root@127.0.0.1:3306/chat_host_e2e_2
 //   CHAT_E2E_SERVER_LOGS   1: copy every server's stdout/stderr to this process's stderr
 
 const BACKENDS = ['embedded', 'mysql-redis'];
@@ -15,6 +17,8 @@ if (!BACKENDS.includes(backend)) {
 
 export const databaseUrl = process.env.CHAT_E2E_DATABASE_URL || 'mysql://root@127.0.0.1:3306/chat_host_e2e';
 export const redisUrl = process.env.CHAT_E2E_REDIS_URL || 'redis://127.0.0.1:6379';
+/** Another database (must exist), for a second deployment with data of its own. */
+export const secondDatabaseUrl = process.env.CHAT_E2E_DATABASE_URL_2 || 'mysql://root@127.0.0.1:3306/chat_host_e2e_2';
 export const echoServerLogs = process.env.CHAT_E2E_SERVER_LOGS === '1';
 
 /** True when MariaDB + Redis back the servers (shared, persistent between runs). */

@@ -4,9 +4,9 @@ import { createClient } from 'redis';
 
 import { redisUrl } from './config.mjs';
 
-/** A connected node-redis client on CHAT_E2E_REDIS_URL; close it with `closeRedis`. */
-export async function openRedis() {
-  const client = createClient({ url: redisUrl, socket: { reconnectStrategy: false, connectTimeout: 5_000 } });
+/** A connected node-redis client on `url` (default CHAT_E2E_REDIS_URL); close it with `closeRedis`. */
+export async function openRedis(url = redisUrl) {
+  const client = createClient({ url, socket: { reconnectStrategy: false, connectTimeout: 5_000 } });
   client.on('error', () => {}); // surfaced by the failing command instead
   await client.connect();
   return client;

@@ -1,6 +1,6 @@
 // Starts and stops real chat-host processes.
 //
-// Each server gets random secrets, a random port (CHAT_LISTEN=127.0.0.1:0) and, on
+// Each server gets random secrets (JWT secret, service token, audit key), a random port (CHAT_LISTEN=127.0.0.1:0) and, on
 // the embedded backend, a fresh data directory. Readiness is the one stdout line
 // `chat-host listening on http://127.0.0.1:<port>`.
 
@@ -25,11 +25,15 @@ process.on('exit', () => {
   }
 });
 
-/** Secrets shared by the servers of one cluster. */
+/**
+ * Secrets shared by the servers of one cluster (the audit key too: entries one
+ * instance seals, another verifies). `auditKey: null` leaves CHAT_AUDIT_KEY unset.
+ */
 export function newSecrets() {
   return {
     jwtSecret: `e2e-jwt-${randomBytes(24).toString('hex')}`,
     serviceToken: `e2e-svc-${randomBytes(24).toString('hex')}`,
+    auditKey: `e2e-audit-${randomBytes(24).toString('hex')}`,
   };
 }
 
@@ -110,7 +114,7 @@ export class ChatServer {
  *
  * @param {object} [opts]
  * @param {Record<string,string>} [opts.env]  per-test overrides (CHAT_RATE_LIMIT_PER_MINUTE, ...)
- * @param {{jwtSecret:string, serviceToken:string}} [opts.secrets]  shared by a cluster
+ * @param {{jwtSecret:string, serviceToken:string, auditKey?:string|null}} [opts.secrets]  shared by a cluster
  * @param {string} [opts.databaseUrl]  mysql-redis: another DATABASE_URL (e.g. through a proxy)
  * @param {string} [opts.redisUrl]     mysql-redis: another REDIS_URL (e.g. through a proxy)
  * @param {string} [opts.dataDir]      embedded: reuse this data directory (a restart); kept on stop
@@ -135,6 +139,7 @@ export async function startServer(opts = {}) {
     CHAT_SERVICE_TOKEN: secrets.serviceToken,
     RUST_LOG: 'info',
   };
+  if (secrets.auditKey) env.CHAT_AUDIT_KEY = secrets.auditKey;
   let dataDir = null;
   let ownsDataDir = false;
   if (backend === 'embedded') {

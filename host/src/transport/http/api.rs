@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{Array, ArrayBuilder, ObjectBuilder, Type};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::ServiceCaller;
@@ -15,14 +16,23 @@ use super::{ApiError, HttpContext};
 use crate::domain::Role;
 use crate::domain::model::{MessageView, UserProfile};
 use crate::domain::rfc3339;
+use crate::store::MessageWithReceipts;
 
 /// `PUT /api/users/{id}` body.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserUpsert {
-    /// Name shown to others (1-200 chars).
+    /// Name shown to others (1-200 chars, not only whitespace).
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub display_name: String,
-    /// Optional picture URL.
+    /// Optional picture URL: an absolute `https:` URL with a host (`http:`
+    /// also in dev mode), at most 2048 characters, no whitespace and no
+    /// credentials. `javascript:`, `data:` and relative URLs are 400.
+    #[schema(
+        format = "uri",
+        max_length = 2048,
+        pattern = "^https?://[^\\s/?#@]+([/?#]\\S*)?$"
+    )]
     pub avatar_url: Option<String>,
     /// What the user is on the marketplace.
     pub role: Role,
@@ -49,11 +59,30 @@ pub struct ThreadCreate {
     /// Thread id (user-id format); generated when absent.
     #[schema(pattern = "^[A-Za-z0-9_.:-]{1,64}$")]
     pub id: Option<String>,
-    /// Title (1-500 chars).
+    /// Title (1-500 chars, not only whitespace).
+    #[schema(min_length = 1, max_length = 500, pattern = "\\S")]
     pub title: String,
-    /// Participants; each must be a known user.
+    /// Participants (user ids); each must be a known user (422 otherwise).
+    #[schema(schema_with = user_ids)]
     pub participant_ids: Vec<String>,
 }
+
+/// The schema of `participantIds`: user ids, each of the id format.
+fn user_ids() -> Array {
+    ArrayBuilder::new()
+        .description(Some(
+            "Participants (user ids); each must be a known user (422 otherwise).",
+        ))
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(ID_PATTERN)),
+        )
+        .build()
+}
+
+/// The format of user and thread ids, as a JSON Schema pattern.
+const ID_PATTERN: &str = "^[A-Za-z0-9_.:-]{1,64}$";
 
 /// A created thread.
 #[derive(Debug, Serialize, ToSchema)]
@@ -81,11 +110,13 @@ pub struct ParticipantAdd {
 /// History paging.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     /// Only messages older than this id (a decimal string).
-    #[param(pattern = "^[0-9]{1,19}$")]
+    #[param(pattern = "^[1-9][0-9]{0,17}$")]
     pub before_id: Option<String>,
-    /// Page size: default 50, capped to 100.
+    /// Page size, an integer of at least 1: default 50, larger values are capped to 100.
+    #[param(pattern = "^[1-9][0-9]{0,17}$")]
     pub limit: Option<String>,
 }
 
@@ -110,6 +141,23 @@ pub struct AdminMessage {
     pub message: MessageView,
     /// One per participant at send time.
     pub receipts: Vec<ReceiptView>,
+}
+
+impl From<MessageWithReceipts> for AdminMessage {
+    fn from(m: MessageWithReceipts) -> Self {
+        Self {
+            message: MessageView::from(&m.message),
+            receipts: m
+                .receipts
+                .into_iter()
+                .map(|r| ReceiptView {
+                    user_id: r.user_id,
+                    delivered_at: r.delivered_at_ms.map(rfc3339),
+                    read_at: r.read_at_ms.map(rfc3339),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// A page of full history, oldest first.
@@ -213,22 +261,7 @@ pub(super) async fn thread_messages(
         .chat
         .admin_history(&actor, &id, q.before_id.as_deref(), q.limit.as_deref())
         .await?;
-    let messages = page
-        .items
-        .into_iter()
-        .map(|m| AdminMessage {
-            message: MessageView::from(&m.message),
-            receipts: m
-                .receipts
-                .into_iter()
-                .map(|r| ReceiptView {
-                    user_id: r.user_id,
-                    delivered_at: r.delivered_at_ms.map(rfc3339),
-                    read_at: r.read_at_ms.map(rfc3339),
-                })
-                .collect(),
-        })
-        .collect();
+    let messages = page.items.into_iter().map(AdminMessage::from).collect();
     Ok(Json(AdminHistory {
         messages,
         has_more: page.has_more,

@@ -106,7 +106,9 @@ impl From<PluginError> for ApiError {
             PluginError::State(e) => return ChatError::from(e).into(),
             PluginError::Store(e) => return ChatError::from(e).into(),
             PluginError::Io { .. } | PluginError::Task(_) => return Self::internal(&e),
-            PluginError::NotFound(_) | PluginError::NoKey { .. } => StatusCode::NOT_FOUND,
+            PluginError::NotFound(_) | PluginError::NoKey { .. } | PluginError::NoThread(_) => {
+                StatusCode::NOT_FOUND
+            }
             PluginError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             PluginError::InvalidManifest(_)
             | PluginError::InvalidComponent(_)

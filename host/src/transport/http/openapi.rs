@@ -5,7 +5,7 @@ use axum::{Json, Router};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{HttpContext, api, plugins};
+use super::{HttpContext, admin, api, live, plugins};
 
 struct BearerAuth;
 
@@ -24,9 +24,12 @@ impl Modify for BearerAuth {
 #[openapi(
     info(
         title = "chat-host service API",
-        description = "Users, threads and dispute history (`/api`); plugins and audit trails (`/admin`). \
+        description = "Users, threads and dispute history (`/api`); plugins, audit trails and the \
+            console's thread and user search (`/admin`). \
             Every path under both prefixes needs `Authorization: Bearer <service token | admin JWT>`: \
-            401 without a valid one, 403 for a JWT whose role is not admin. \
+            401 without a valid one, 403 for a JWT whose role is not admin. With the service token, \
+            `X-Chat-Operator: <user id>` names who is acting on the event stream (400 when it is not \
+            an id; default `service`). \
             Errors are `{ \"error\": { \"code\", \"message\" } }`."
     ),
     paths(
@@ -34,7 +37,9 @@ impl Modify for BearerAuth {
         plugins::list_plugins, plugins::upload_plugin, plugins::enable_plugin,
         plugins::disable_plugin, plugins::configure_plugin, plugins::remove_plugin,
         plugins::kv_get, plugins::kv_put, plugins::kv_delete,
-        plugins::audit_trail, plugins::audit_verify
+        plugins::audit_trail, plugins::audit_verify,
+        admin::search_threads, admin::thread, admin::start_audit, admin::end_audit, admin::export_thread, admin::search_users, admin::user,
+        live::overview, live::live
     ),
     modifiers(&BearerAuth)
 )]

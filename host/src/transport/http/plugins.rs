@@ -111,6 +111,8 @@ pub struct AuditEntryView {
     pub created_at: String,
     /// Chain MAC.
     pub mac: String,
+    /// Id of the audit key that sealed the entry (`legacy`: written before entries named their key).
+    pub key_id: String,
 }
 
 impl From<AuditEntry> for AuditEntryView {
@@ -123,6 +125,7 @@ impl From<AuditEntry> for AuditEntryView {
             detail: e.detail,
             created_at: rfc3339(e.created_at_ms),
             mac: e.mac,
+            key_id: e.key_id,
         }
     }
 }
@@ -178,7 +181,7 @@ pub(super) async fn upload_plugin(
 }
 
 /// Switches a plugin on.
-#[utoipa::path(post, path = "/admin/plugins/{name}/enable", params(("name" = String, Path)),
+#[utoipa::path(post, path = "/admin/plugins/{name}/enable", params(("name" = String, Path, pattern = "^[a-z0-9-]{1,64}$")),
     responses((status = 200, body = PluginView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub(super) async fn enable_plugin(
@@ -191,7 +194,7 @@ pub(super) async fn enable_plugin(
 }
 
 /// Switches a plugin off (it stays loaded).
-#[utoipa::path(post, path = "/admin/plugins/{name}/disable", params(("name" = String, Path)),
+#[utoipa::path(post, path = "/admin/plugins/{name}/disable", params(("name" = String, Path, pattern = "^[a-z0-9-]{1,64}$")),
     responses((status = 200, body = PluginView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub(super) async fn disable_plugin(
@@ -204,7 +207,7 @@ pub(super) async fn disable_plugin(
 }
 
 /// Replaces a plugin's configuration table.
-#[utoipa::path(put, path = "/admin/plugins/{name}/config", params(("name" = String, Path)),
+#[utoipa::path(put, path = "/admin/plugins/{name}/config", params(("name" = String, Path, pattern = "^[a-z0-9-]{1,64}$")),
     request_body = BTreeMap<String, String>,
     responses((status = 200, body = PluginView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
@@ -220,7 +223,7 @@ pub(super) async fn configure_plugin(
 }
 
 /// Unloads a plugin on every instance.
-#[utoipa::path(delete, path = "/admin/plugins/{name}", params(("name" = String, Path)),
+#[utoipa::path(delete, path = "/admin/plugins/{name}", params(("name" = String, Path, pattern = "^[a-z0-9-]{1,64}$")),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub(super) async fn remove_plugin(
@@ -233,7 +236,8 @@ pub(super) async fn remove_plugin(
 }
 
 /// Reads one key of a plugin's key-value store.
-#[utoipa::path(get, path = "/admin/plugins/{name}/kv/{key}", params(("name" = String, Path), ("key" = String, Path)),
+#[utoipa::path(get, path = "/admin/plugins/{name}/kv/{key}", params(("name" = String, Path, pattern = "^[a-z0-9-]{1,64}$"),
+        ("key" = String, Path, description = "1-256 bytes", min_length = 1, max_length = 256)),
     responses((status = 200, body = KvEntry), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
@@ -250,7 +254,8 @@ pub(super) async fn kv_get(
 
 /// Writes one key of a plugin's key-value store (how an admin blocks a user or
 /// puts a thread under audit).
-#[utoipa::path(put, path = "/admin/plugins/{name}/kv/{key}", params(("name" = String, Path), ("key" = String, Path)),
+#[utoipa::path(put, path = "/admin/plugins/{name}/kv/{key}", params(("name" = String, Path, pattern = "^[a-z0-9-]{1,64}$"),
+        ("key" = String, Path, description = "1-256 bytes", min_length = 1, max_length = 256)),
     request_body = KvEntry,
     responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody)),
@@ -268,7 +273,8 @@ pub(super) async fn kv_put(
 }
 
 /// Deletes one key of a plugin's key-value store.
-#[utoipa::path(delete, path = "/admin/plugins/{name}/kv/{key}", params(("name" = String, Path), ("key" = String, Path)),
+#[utoipa::path(delete, path = "/admin/plugins/{name}/kv/{key}", params(("name" = String, Path, pattern = "^[a-z0-9-]{1,64}$"),
+        ("key" = String, Path, description = "1-256 bytes", min_length = 1, max_length = 256)),
     responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
@@ -298,14 +304,15 @@ pub(super) async fn audit_trail(
 }
 
 /// Recomputes a thread's audit chain: edited, deleted, reordered or truncated
-/// entries make it invalid.
+/// entries make it invalid. The check is recorded (`audit_verified`).
 #[utoipa::path(get, path = "/admin/audit/{thread}/verify",
     params(("thread" = String, Path, pattern = "^[A-Za-z0-9_.:-]{1,64}$")),
     responses((status = 200, body = Verification), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = [])))]
 pub(super) async fn audit_verify(
     State(ctx): State<HttpContext>,
+    ServiceCaller(actor): ServiceCaller,
     Path(thread): Path<String>,
 ) -> Result<Json<Verification>, ApiError> {
-    Ok(Json(ctx.plugins.audit_verify(&thread).await?))
+    Ok(Json(ctx.plugins.audit_verify(&actor, &thread).await?))
 }
