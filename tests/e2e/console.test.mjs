@@ -36,7 +36,7 @@ import { closeAll, newClientMessageId } from './lib/client.mjs';
 import { backend, databaseUrl } from './lib/config.mjs';
 import { cast, eventually, newThread, newUser, online, onlineIn } from './lib/fixtures.mjs';
 import { request } from './lib/http.mjs';
-import { PluginDir, auditTrail, builtPlugin, editManifest, removePlugin, uniquePluginName, uploadPlugin, waitForVersion } from './lib/plugins.mjs';
+import { PluginDir, auditTrail, builtPlugin, editManifest, kvSet, removePlugin, uniquePluginName, uploadPlugin, waitForVersion } from './lib/plugins.mjs';
 import { startServer } from './lib/server.mjs';
 import { mintToken } from './lib/tokens.mjs';
 
@@ -370,7 +370,7 @@ describe('plugins', () => {
       await card.getByText('enabled', { exact: true }).waitFor();
       // A key-value entry written in the console blocks the user on their live socket.
       await card.getByText('Config and key-value entries').click();
-      await card.getByLabel(`${name} key`).fill(`blocked:${freelancer.id}`);
+      await card.getByLabel(`${name} key`, { exact: true }).fill(`blocked:${freelancer.id}`);
       await card.getByLabel(`${name} value`).fill('under review');
       await card.getByRole('button', { name: `Write ${name} entry` }).click();
       await card.getByText('written').waitFor();
@@ -381,6 +381,19 @@ describe('plugins', () => {
       await card.getByRole('button', { name: `Read ${name} entry` }).click();
       await card.getByText('no expiry').waitFor();
       assert.equal(await card.getByLabel(`${name} value`).inputValue(), 'under review');
+      // Browsing by prefix lists the entries with their expiry; a listed key opens in the editor.
+      await kvSet(server, name, `blocked:later-${freelancer.id}`, 'for an hour', 3_600_000);
+      await kvSet(server, name, `note:${freelancer.id}`, 'not a block');
+      await card.getByLabel(`${name} key prefix`).fill('blocked:');
+      await card.getByRole('button', { name: `List ${name} entries` }).click();
+      const entries = card.getByRole('table', { name: `${name} entries` });
+      await entries.getByRole('row').nth(2).waitFor();
+      assert.deepEqual(await entries.getByRole('row').allInnerTexts().then((rows) => rows.slice(1).map((r) => r.split('\t')[0].trim())),
+        [`blocked:${freelancer.id}`, `blocked:later-${freelancer.id}`], 'the two blocks, sorted, not the note');
+      await entries.getByRole('row', { name: /for an hour/ }).getByText(/^expires in 3[56]\d\d s$/).waitFor();
+      await card.getByRole('button', { name: `Edit ${name} entry blocked:later-${freelancer.id}` }).click();
+      assert.equal(await card.getByLabel(`${name} value`).inputValue(), 'for an hour');
+      assert.equal(await card.getByLabel(`${name} key`, { exact: true }).inputValue(), `blocked:later-${freelancer.id}`);
       // Live figures: the denial above is a call and an access:deny verdict.
       await card.getByText(/access:deny [1-9]/).waitFor({ timeout: LIVE_MS });
       await card.getByText(/^≤ [\d.]+ ms$/).first().waitFor({ timeout: LIVE_MS });

@@ -244,6 +244,42 @@ describe('plugins: each hook kind decides real events', () => {
       await kvDelete(server, 'blocklist', key);
     });
 
+    it('an admin lists a plugin\'s entries by prefix, page by page, with values and time left', async () => {
+      const tag = newClientMessageId().replace(/[^a-z0-9]/gi, '').slice(-10);
+      const keys = Array.from({ length: 7 }, (_, i) => `blocked:list${tag}:u${i}`);
+      for (const key of keys) await kvSet(server, 'blocklist', key, `reason ${key.at(-1)}`);
+      await kvSet(server, 'blocklist', `note:blocked:list${tag}:u0`, 'not under the prefix');
+      await kvSet(server, 'blocklist', `blocked:list${tag}:timed`, 'for a minute', 60_000);
+      try {
+        const listed = new Map();
+        let cursor = null;
+        let pages = 0;
+        do {
+          const query = new URLSearchParams({ prefix: `blocked:list${tag}:`, limit: '3', ...(cursor ? { cursor } : {}) });
+          const res = await request(server, 'GET', `/admin/plugins/blocklist/kv?${query}`);
+          assert.equal(res.status, 200, res.text);
+          const keysOfPage = res.json.entries.map((e) => e.key);
+          assert.deepEqual(keysOfPage, [...keysOfPage].sort(), 'each page is sorted by key');
+          for (const e of res.json.entries) listed.set(e.key, e);
+          cursor = res.json.nextCursor;
+          pages++;
+          assert.ok(pages < 50, 'the listing ends');
+        } while (cursor);
+        assert.deepEqual([...listed.keys()].sort(), [...keys, `blocked:list${tag}:timed`].sort(), 'every entry under the prefix, nothing else');
+        assert.deepEqual(listed.get(keys[3]), { key: keys[3], value: 'reason 3' });
+        const timed = listed.get(`blocked:list${tag}:timed`);
+        assert.ok(timed.ttlMs > 50_000 && timed.ttlMs <= 60_000, `the time left: ${timed.ttlMs}`);
+        for (const [query, status, code] of [['limit=0', 400, 'invalid_payload'], ['limit=501', 400, 'invalid_payload'], ['limit=abc', 400, 'invalid_payload'], [`prefix=${'k'.repeat(257)}`, 400, 'invalid_payload']]) {
+          assertHttpError(await request(server, 'GET', `/admin/plugins/blocklist/kv?${query}`), status, code);
+        }
+        assertHttpError(await request(server, 'GET', '/admin/plugins/blocklsit/kv'), 404, 'not_found');
+      } finally {
+        for (const key of keys) await kvDelete(server, 'blocklist', key);
+        await kvDelete(server, 'blocklist', `note:blocked:list${tag}:u0`);
+        await kvDelete(server, 'blocklist', `blocked:list${tag}:timed`);
+      }
+    });
+
     it('a block with ttlMs expires by itself', async (t) => {
       const { freelancer, thread } = await cast(server);
       const f = await online(server, freelancer);

@@ -1,10 +1,11 @@
 // Plugins: each loaded plugin in chain order with its version, hooks, fail
 // policy, limits and state; live calls per second, p50/p99 call time,
 // verdicts, faults and fail-policy applications (GET /admin/live, with a chart
-// of the last two minutes); enable, disable, edit the config, read and write a
-// key-value entry, and upload a new version (the refusal reason is shown).
+// of the last two minutes); enable, disable, edit the config, browse the
+// key-value entries by prefix, read and write one, and upload a new version
+// (the refusal reason is shown).
 
-import { ApiError, api, follow, kvEntry, kvPath } from './api.js';
+import { ApiError, api, follow, kvEntry, kvPath, withQuery } from './api.js';
 import { field, fill, h, toast } from './dom.js';
 import { sparkline } from './spark.js';
 
@@ -43,6 +44,32 @@ function pluginCard(p, reload) {
     try { await fn(); } catch (e) { fill(problem, e instanceof ApiError ? `Refused: ${e.message}` : String(e)); }
   };
   const entryPath = () => kvPath(p.name, kvKey.value.trim());
+  const expiry = (ttlMs) => (ttlMs ? `expires in ${Math.round(ttlMs / 1000)} s` : 'no expiry');
+
+  // Browsing: a page of entries at a time, "More" while the server has a next cursor.
+  const kvPrefix = h('input', { type: 'search', name: `${p.name}-kv-prefix`, placeholder: 'e.g. blocked:' });
+  const kvRows = h('tbody');
+  const kvTable = h('table', { class: 'grid kv', hidden: true, 'aria-label': `${p.name} entries` },
+    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Key'), h('th', { scope: 'col' }, 'Value'), h('th', { scope: 'col' }, 'Expiry'))),
+    kvRows);
+  const kvMore = h('button', { type: 'button', class: 'secondary', hidden: true }, `More ${p.name} entries`);
+  let kvCursor = null;
+  const listEntries = (fresh) => act(async () => {
+    if (fresh) { kvCursor = null; fill(kvRows); }
+    const page = await api('GET', withQuery(path(p.name, '/kv'), { prefix: kvPrefix.value, cursor: kvCursor }));
+    kvRows.append(...page.entries.map((e) => h('tr', {},
+      h('td', {}, h('button', {
+        type: 'button', class: 'link', 'aria-label': `Edit ${p.name} entry ${e.key}`,
+        onclick: () => { kvKey.value = e.key; kvValue.value = e.value; fill(kvNote, expiry(e.ttlMs)); kvKey.focus(); },
+      }, e.key)),
+      h('td', {}, e.value),
+      h('td', { class: 'muted' }, expiry(e.ttlMs)))));
+    kvCursor = page.nextCursor;
+    kvTable.hidden = kvRows.childElementCount === 0;
+    kvMore.hidden = !kvCursor;
+    fill(kvNote, kvRows.childElementCount ? `${kvRows.childElementCount} entries${kvCursor ? ', more to list' : ''}` : 'no entries with this prefix');
+  });
+  kvMore.onclick = listEntries(false);
 
   const node = h('article', { class: 'card plugin', dataset: { plugin: p.name }, 'aria-label': `Plugin ${p.name}` },
     h('header', { class: 'plugin-head' },
@@ -82,6 +109,14 @@ function pluginCard(p, reload) {
             await reload();
           }),
         }, `Save ${p.name} config`),
+        h('form', {
+          class: 'actions', role: 'search', 'aria-label': `Browse ${p.name} entries`,
+          onsubmit: (ev) => { ev.preventDefault(); listEntries(true)(); },
+        },
+        field(`${p.name} key prefix`, kvPrefix),
+        h('button', { type: 'submit', class: 'secondary' }, `List ${p.name} entries`)),
+        kvTable,
+        kvMore,
         field(`${p.name} key`, kvKey),
         field(`${p.name} value`, kvValue),
         h('div', { class: 'actions' },
@@ -90,7 +125,7 @@ function pluginCard(p, reload) {
             onclick: act(async () => {
               const entry = await kvEntry(p.name, kvKey.value.trim());
               kvValue.value = entry?.value ?? '';
-              fill(kvNote, !entry ? 'no such entry' : entry.ttlMs ? `expires in ${Math.round(entry.ttlMs / 1000)} s` : 'no expiry');
+              fill(kvNote, entry ? expiry(entry.ttlMs) : 'no such entry');
             }),
           }, `Read ${p.name} entry`),
           h('button', { type: 'button', class: 'secondary', onclick: act(async () => { await api('PUT', entryPath(), { value: kvValue.value }); fill(kvNote, 'written'); }) }, `Write ${p.name} entry`),

@@ -93,6 +93,7 @@ impl From<StateError> for ChatError {
                 tracing::warn!(error = %e, "state store unavailable");
                 Self::Unavailable("the state store is unavailable; retry later".into())
             }
+            StateError::BadCursor => Self::invalid(err.to_string()),
             StateError::Other(e) => Self::Internal(e),
         }
     }

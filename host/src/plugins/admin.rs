@@ -10,7 +10,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 
 use super::error::PluginError;
-use super::imports::{check_key, check_ttl, check_value};
+use super::imports::{MAX_KEY, check_key, check_ttl, check_value};
 use super::loaded::LoadedPlugin;
 use super::manifest::{Manifest, is_valid_name};
 use super::registry::PluginRegistry;
@@ -20,7 +20,7 @@ pub use crate::audit::Verification;
 use crate::domain::events::{ChatEvent, EventKind};
 use crate::domain::{Actor, is_valid_id};
 use crate::events::EventBus;
-use crate::state::{KvValue, PluginKv};
+use crate::state::{KvPage, KvValue, PluginKv};
 pub use crate::store::{AuditEntry, ThreadAudit};
 
 /// The plugin whose key `audit:<threadId>` follows a thread's audit switch, so
@@ -28,6 +28,10 @@ pub use crate::store::{AuditEntry, ThreadAudit};
 pub const AUDIT_PLUGIN: &str = "dispute-audit";
 /// Longest case reference of an audit, in characters.
 const MAX_CASE_CHARS: usize = 200;
+/// Most entries of one [`PluginAdmin::kv_list`] page.
+pub const MAX_KV_PAGE: usize = 500;
+/// Entries of a [`PluginAdmin::kv_list`] page when the caller names no limit.
+const DEFAULT_KV_PAGE: usize = 100;
 
 /// Administers the plugins of this instance and, through [`PluginSync`], of the cluster.
 pub struct PluginAdmin {
@@ -152,16 +156,47 @@ impl PluginAdmin {
     /// A well-formed key of a plugin this host knows (`not_found` otherwise, so
     /// a misspelled name is not a silent write into nowhere).
     fn kv_address(&self, name: &str, key: &str) -> Result<(), PluginError> {
+        check_key(key).map_err(PluginError::InvalidRequest)?;
+        self.kv_plugin(name)
+    }
+
+    /// A loaded plugin's name, or why the request cannot address its store.
+    fn kv_plugin(&self, name: &str) -> Result<(), PluginError> {
         if !is_valid_name(name) {
             return Err(PluginError::invalid(format!(
                 "invalid plugin name {name:?}: use 1-64 chars of a-z 0-9 -"
             )));
         }
-        check_key(key).map_err(PluginError::InvalidRequest)?;
         if self.registry.get(name).is_none() {
             return Err(PluginError::NotFound(name.to_owned()));
         }
         Ok(())
+    }
+
+    /// One page of a plugin's key-value entries whose keys start with `prefix`
+    /// (how an admin browses the blocklist): `limit` 1-500 (default 100),
+    /// `cursor` the `next` of the previous page.
+    pub async fn kv_list(
+        &self,
+        name: &str,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<KvPage, PluginError> {
+        let limit = limit.unwrap_or(DEFAULT_KV_PAGE);
+        if prefix.len() > MAX_KEY {
+            return Err(PluginError::invalid(format!(
+                "prefix is {} bytes; at most {MAX_KEY}",
+                prefix.len()
+            )));
+        }
+        if !(1..=MAX_KV_PAGE).contains(&limit) {
+            return Err(PluginError::invalid(format!(
+                "limit must be 1-{MAX_KV_PAGE}, not {limit}"
+            )));
+        }
+        self.kv_plugin(name)?;
+        Ok(self.state.kv_list(name, prefix, cursor, limit).await?)
     }
 
     /// Reads one key of a plugin's key-value store.

@@ -8,8 +8,8 @@ use std::time::Duration;
 use super::memory::MemoryState;
 use super::redis::{RedisKeys, RedisState};
 use super::{
-    KvValue, OFFLINE_QUEUE_MAX, OfflineQueues, PluginChanges, PluginKv, Presence, RateDecision,
-    RateLimits, StateStore, ThreadCache, Typing,
+    KvPage, KvValue, OFFLINE_QUEUE_MAX, OfflineQueues, PluginChanges, PluginKv, Presence,
+    RateDecision, RateLimits, StateStore, ThreadCache, Typing,
 };
 use crate::state::EventStream;
 use crate::testing::{redis_url, unique};
@@ -346,6 +346,85 @@ async fn plugin_kv_is_namespaced_and_counts_with_ttl(backend: Backend) {
     assert_eq!(s.kv_get(&p1, "short").await.unwrap(), None, "{name}: TTL");
 }
 
+/// Lists a plugin's entries by prefix, page by page, each page sorted.
+async fn plugin_kv_lists_by_prefix_in_pages(backend: Backend) {
+    let Backend { name, state: s, .. } = backend;
+    let (p, other) = (unique("list"), unique("list-other"));
+    // Keys with glob characters: a prefix matches only itself.
+    let blocked: Vec<String> = (0..25).map(|i| format!("blocked:u{i:02}")).collect();
+    for key in &blocked {
+        s.kv_set(&p, key, "spam", None).await.unwrap();
+    }
+    for key in ["note:blocked:u01", "blocked*", "blocked[x]"] {
+        s.kv_set(&p, key, "x", None).await.unwrap();
+    }
+    s.kv_set(&p, "blocked:timed", "t", Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    s.kv_set(&other, "blocked:u00", "not mine", None)
+        .await
+        .unwrap();
+
+    let mut listed = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = s
+            .kv_list(&p, "blocked:", cursor.as_deref(), 10)
+            .await
+            .unwrap();
+        let keys: Vec<&String> = page.entries.iter().map(|(k, _)| k).collect();
+        assert!(keys.is_sorted(), "{name}: a page is sorted: {keys:?}");
+        listed.extend(page.entries);
+        pages += 1;
+        assert!(pages <= 30, "{name}: the listing ends");
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    listed.sort_by(|a, b| a.0.cmp(&b.0));
+    listed.dedup_by(|a, b| a.0 == b.0);
+    let mut expected = blocked.clone();
+    expected.push("blocked:timed".into());
+    expected.sort();
+    let keys: Vec<String> = listed.iter().map(|(k, _)| k.clone()).collect();
+    assert_eq!(
+        keys, expected,
+        "{name}: every key with the prefix, no other"
+    );
+    let timed = &listed.iter().find(|(k, _)| k == "blocked:timed").unwrap().1;
+    assert_eq!(timed.value, "t", "{name}");
+    assert!(
+        timed.ttl.is_some_and(|t| t > Duration::from_secs(50)),
+        "{name}: the time left"
+    );
+    assert!(
+        listed
+            .iter()
+            .filter(|(k, _)| k != "blocked:timed")
+            .all(|(_, v)| v.value == "spam" && v.ttl.is_none())
+    );
+
+    let star = s.kv_list(&p, "blocked*", None, 100).await.unwrap();
+    assert_eq!(
+        star.entries
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .collect::<Vec<_>>(),
+        ["blocked*"],
+        "{name}: '*' in a prefix is a character"
+    );
+    let all = s.kv_list(&p, "", None, 100).await.unwrap();
+    assert_eq!(
+        all.entries.len(),
+        29,
+        "{name}: an empty prefix lists everything"
+    );
+    let none = s.kv_list(&unique("empty"), "", None, 10).await.unwrap();
+    assert_eq!(none, KvPage::default(), "{name}: a plugin with no entries");
+}
+
 crate::testing::per_backend! {
     backends: [memory, redis, redis_prefixed],
     cases: [
@@ -357,6 +436,7 @@ crate::testing::per_backend! {
         rate_limit_is_an_exact_window,
         thread_meta_cache_roundtrip_and_invalidate,
         plugin_kv_is_namespaced_and_counts_with_ttl,
+        plugin_kv_lists_by_prefix_in_pages,
     ],
 }
 

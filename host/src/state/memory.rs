@@ -1,6 +1,7 @@
 //! In-process state for a single instance (the embedded default).
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::ops::Bound;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -9,9 +10,9 @@ use async_trait::async_trait;
 use crate::domain::Millis;
 
 use super::{
-    EVENT_STREAM_MAX, EventStream, KvValue, OFFLINE_QUEUE_MAX, OFFLINE_QUEUE_TTL, OfflineBatch,
-    OfflineQueues, PluginChanges, PluginKv, Presence, RateDecision, RateLimits, StateError,
-    StateResult, StateStore, StreamEntry, ThreadCache, Typing,
+    EVENT_STREAM_MAX, EventStream, KvPage, KvValue, OFFLINE_QUEUE_MAX, OFFLINE_QUEUE_TTL,
+    OfflineBatch, OfflineQueues, PluginChanges, PluginKv, Presence, RateDecision, RateLimits,
+    StateError, StateResult, StateStore, StreamEntry, ThreadCache, Typing,
 };
 
 /// A value that disappears at `expires`.
@@ -50,7 +51,7 @@ struct Inner {
     rate: HashMap<String, VecDeque<Instant>>,
     thread_meta: HashMap<String, Expiring<String>>,
     /// Plugin key-value entries by (plugin, key); `None` expiry means forever.
-    kv: HashMap<(String, String), (String, Option<Instant>)>,
+    kv: BTreeMap<(String, String), (String, Option<Instant>)>,
     events: VecDeque<StreamEntry>,
 }
 
@@ -336,6 +337,48 @@ impl PluginKv for MemoryState {
             let live = live_kv(s, plugin, key).is_some();
             s.kv.remove(&(plugin.to_owned(), key.to_owned()));
             live
+        }))
+    }
+
+    /// By key; the cursor is the last key of the previous page.
+    async fn kv_list(
+        &self,
+        plugin: &str,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> StateResult<KvPage> {
+        let start = (plugin.to_owned(), prefix.to_owned());
+        let after = cursor.map(|c| (plugin.to_owned(), c.to_owned()));
+        Ok(self.with(|s| {
+            let now = Instant::now();
+            let from = match &after {
+                Some(after) if *after >= start => Bound::Excluded(after),
+                _ => Bound::Included(&start),
+            };
+            let mut live =
+                s.kv.range::<(String, String), _>((from, Bound::Unbounded))
+                    .take_while(|((p, k), _)| p == plugin && k.starts_with(prefix))
+                    .filter(|(_, (_, expires))| expires.is_none_or(|e| e > now));
+            let entries: Vec<(String, KvValue)> = live
+                .by_ref()
+                .take(limit.max(1))
+                .map(|((_, key), (value, expires))| {
+                    let ttl = expires.map(|e| e.saturating_duration_since(now));
+                    (
+                        key.clone(),
+                        KvValue {
+                            value: value.clone(),
+                            ttl,
+                        },
+                    )
+                })
+                .collect();
+            let next = match live.next() {
+                Some(_) => entries.last().map(|(key, _)| key.clone()),
+                None => None,
+            };
+            KvPage { entries, next }
         }))
     }
 }

@@ -29,6 +29,9 @@ pub enum StateError {
     /// The backend cannot be reached or timed out; retrying later may work.
     #[error("state store unavailable: {0}")]
     Unavailable(#[source] anyhow::Error),
+    /// A listing cursor this backend did not hand out.
+    #[error("invalid cursor: pass the `next` of a previous page, or none")]
+    BadCursor,
     /// Any other failure.
     #[error(transparent)]
     Other(anyhow::Error),
@@ -74,6 +77,15 @@ pub struct KvValue {
     pub value: String,
     /// Time left before the key expires, if it has a TTL.
     pub ttl: Option<Duration>,
+}
+
+/// One page of a plugin's key-value entries ([`PluginKv::kv_list`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KvPage {
+    /// The page's entries, by key.
+    pub entries: Vec<(String, KvValue)>,
+    /// Where the next page starts (an opaque cursor); `None` after the last page.
+    pub next: Option<String>,
 }
 
 /// An instance that has not refreshed its presence for this long counts as
@@ -194,6 +206,18 @@ pub trait PluginKv: Send + Sync + 'static {
     ) -> StateResult<i64>;
     /// Deletes a plugin's key; true if it existed.
     async fn kv_delete(&self, plugin: &str, key: &str) -> StateResult<bool>;
+    /// About `limit` of a plugin's entries whose keys start with `prefix`,
+    /// from `cursor` (a previous page's `next`; `None`: the first page). Each
+    /// page is sorted by key; every entry that lives through the whole listing
+    /// is on a page. Pages follow the backend's order: by key in memory,
+    /// SCAN's on Redis (which may list a key on two pages).
+    async fn kv_list(
+        &self,
+        plugin: &str,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> StateResult<KvPage>;
 }
 
 /// Plugin change announcements between the instances of a cluster.

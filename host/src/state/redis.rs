@@ -15,9 +15,10 @@ use redis::{AsyncCommands, RedisError, RedisResult, Script};
 use crate::domain::Millis;
 
 use super::{
-    EVENT_STREAM_MAX, EventStream, INSTANCE_STALE, KvValue, OFFLINE_QUEUE_MAX, OFFLINE_QUEUE_TTL,
-    OfflineBatch, OfflineQueues, PluginChanges, PluginKv, Presence, RateDecision, RateLimits,
-    StateError, StateResult, StateStore, StreamEntry, ThreadCache, Typing,
+    EVENT_STREAM_MAX, EventStream, INSTANCE_STALE, KvPage, KvValue, OFFLINE_QUEUE_MAX,
+    OFFLINE_QUEUE_TTL, OfflineBatch, OfflineQueues, PluginChanges, PluginKv, Presence,
+    RateDecision, RateLimits, StateError, StateResult, StateStore, StreamEntry, ThreadCache,
+    Typing,
 };
 
 /// The prefix of every key and channel when `CHAT_REDIS_PREFIX` is not set: the
@@ -623,6 +624,85 @@ impl PluginKv for RedisState {
             .await?;
         Ok(removed > 0)
     }
+
+    /// SCAN with a MATCH pattern; the cursor is SCAN's. A page ends when it
+    /// holds `limit` keys or after [`KV_SCAN_ROUNDS`] rounds (a sparse match in
+    /// a large key space returns short pages, never a long wait).
+    async fn kv_list(
+        &self,
+        plugin: &str,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> StateResult<KvPage> {
+        let root = self.keys.plugin_kv(plugin, "");
+        let pattern = format!("{}*", glob_escape(&format!("{root}{prefix}")));
+        let mut cursor: u64 = match cursor {
+            Some(c) => c.parse().map_err(|_| StateError::BadCursor)?,
+            None => 0,
+        };
+        let mut keys: Vec<String> = Vec::new();
+        for _ in 0..KV_SCAN_ROUNDS {
+            let (next, batch): (u64, Vec<String>) = self
+                .call(
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(limit.max(KV_SCAN_COUNT))
+                        .query_async(&mut self.conn()),
+                )
+                .await?;
+            keys.extend(batch);
+            cursor = next;
+            if cursor == 0 || keys.len() >= limit {
+                break;
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        let mut pipe = redis::pipe();
+        for key in &keys {
+            pipe.get(key).pttl(key);
+        }
+        let read: Vec<(Option<String>, i64)> = if keys.is_empty() {
+            Vec::new()
+        } else {
+            self.call(pipe.query_async(&mut self.conn())).await?
+        };
+        let entries = keys
+            .iter()
+            .zip(read)
+            // A key that expired between SCAN and GET is not listed.
+            .filter_map(|(key, (value, pttl))| {
+                let value = value?;
+                let ttl = u64::try_from(pttl).ok().map(Duration::from_millis);
+                Some((key[root.len()..].to_owned(), KvValue { value, ttl }))
+            })
+            .collect();
+        Ok(KvPage {
+            entries,
+            next: (cursor != 0).then(|| cursor.to_string()),
+        })
+    }
+}
+
+/// SCAN rounds of one [`PluginKv::kv_list`] page at most.
+const KV_SCAN_ROUNDS: usize = 16;
+/// Keys SCAN examines per round, at least.
+const KV_SCAN_COUNT: usize = 500;
+
+/// `text` as a Redis glob pattern that matches only itself.
+fn glob_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
 }
 
 #[async_trait]

@@ -10,7 +10,7 @@ mod audit;
 mod host;
 mod kv;
 
-pub use kv::{check_key, check_ttl, check_value};
+pub use kv::{MAX_KEY, check_key, check_ttl, check_value};
 
 /// A linker with WASI p2 (async) and the `chat:plugin` imports.
 pub fn linker(engine: &Engine) -> anyhow::Result<Linker<PluginState>> {

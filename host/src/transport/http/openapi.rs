@@ -36,7 +36,7 @@ impl Modify for BearerAuth {
         api::upsert_user, api::create_thread, api::add_participant, api::thread_messages,
         plugins::list_plugins, plugins::upload_plugin, plugins::enable_plugin,
         plugins::disable_plugin, plugins::configure_plugin, plugins::remove_plugin,
-        plugins::kv_get, plugins::kv_put, plugins::kv_delete,
+        plugins::kv_list, plugins::kv_get, plugins::kv_put, plugins::kv_delete,
         plugins::audit_trail, plugins::audit_verify,
         admin::search_threads, admin::thread, admin::start_audit, admin::end_audit, admin::export_thread, admin::search_users, admin::user,
         live::overview, live::live

@@ -3,12 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::ServiceCaller;
 use super::error::{Body, ErrorBody};
@@ -18,6 +19,7 @@ use crate::plugins::admin::{AuditEntry, Verification};
 use crate::plugins::loaded::LoadedPlugin;
 use crate::plugins::manifest::{FailPolicy, Limits};
 use crate::plugins::metrics::StatsSnapshot;
+use crate::state::KvPage;
 
 /// A plugin as the admin API shows it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -93,6 +95,62 @@ pub struct KvEntry {
     pub ttl_ms: Option<u64>,
 }
 
+/// The filters of `GET /admin/plugins/{name}/kv`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct KvListParams {
+    /// The start of the keys to list (exact bytes; `*` and `?` are plain
+    /// characters); absent: every key.
+    #[param(max_length = 256)]
+    pub prefix: Option<String>,
+    /// The `nextCursor` of the previous page, unchanged.
+    pub cursor: Option<String>,
+    /// Page size, 1 to 500 (default 100); a Redis page may hold a few more
+    /// or fewer.
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<usize>,
+}
+
+/// One listed entry of a plugin's key-value store.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KvListed {
+    /// The key.
+    pub key: String,
+    /// The value.
+    pub value: String,
+    /// Time left in milliseconds, if the key expires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl_ms: Option<u64>,
+}
+
+/// A page of a plugin's key-value entries, sorted by key.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KvListing {
+    /// The entries.
+    pub entries: Vec<KvListed>,
+    /// Pass as `cursor` for the next page; null after the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl From<KvPage> for KvListing {
+    fn from(page: KvPage) -> Self {
+        Self {
+            entries: page
+                .entries
+                .into_iter()
+                .map(|(key, entry)| KvListed {
+                    key,
+                    value: entry.value,
+                    ttl_ms: entry.ttl.map(|t| t.as_millis() as u64),
+                })
+                .collect(),
+            next_cursor: page.next,
+        }
+    }
+}
+
 /// One audit entry.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -138,6 +196,7 @@ pub(super) fn router() -> Router<HttpContext> {
         .route("/plugins/{name}/enable", post(enable_plugin))
         .route("/plugins/{name}/disable", post(disable_plugin))
         .route("/plugins/{name}/config", put(configure_plugin))
+        .route("/plugins/{name}/kv", get(kv_list))
         .route(
             "/plugins/{name}/kv/{key}",
             get(kv_get).put(kv_put).delete(kv_delete),
@@ -233,6 +292,31 @@ pub(super) async fn remove_plugin(
 ) -> Result<StatusCode, ApiError> {
     ctx.plugins.remove(&actor, &name).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Lists a plugin's key-value entries by key prefix, a page at a time (how
+/// an admin browses the blocklist).
+#[utoipa::path(get, path = "/admin/plugins/{name}/kv",
+    params(("name" = String, Path, pattern = "^[a-z0-9-]{1,64}$"), KvListParams),
+    responses((status = 200, body = KvListing), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn kv_list(
+    State(ctx): State<HttpContext>,
+    Path(name): Path<String>,
+    query: Result<Query<KvListParams>, QueryRejection>,
+) -> Result<Json<KvListing>, ApiError> {
+    let Query(p) = query?;
+    let page = ctx
+        .plugins
+        .kv_list(
+            &name,
+            p.prefix.as_deref().unwrap_or(""),
+            p.cursor.as_deref(),
+            p.limit,
+        )
+        .await?;
+    Ok(Json(page.into()))
 }
 
 /// Reads one key of a plugin's key-value store.
