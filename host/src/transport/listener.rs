@@ -17,14 +17,18 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 
 /// An `accept` that failed for lack of resources (file descriptors) is retried after this.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+/// Longest wait, after the server closed a connection, for its peer to close
+/// it too ([`linger`]).
+const LINGER: Duration = Duration::from_secs(2);
 
 /// Connection limits of the listener (`CHAT_MAX_CONNECTIONS`,
 /// `CHAT_MAX_CONNECTIONS_PER_ADDRESS`, `CHAT_HEADER_TIMEOUT_MS`).
@@ -95,9 +99,42 @@ impl Drop for Slot {
 }
 
 /// A TCP stream that holds its [`Slot`]: an upgraded WebSocket owns it too.
+/// Dropped, it closes with a [`linger`].
 struct Counted {
-    tcp: TcpStream,
-    _slot: Slot,
+    /// `None` only once dropped.
+    tcp: Option<TcpStream>,
+    slot: Option<Slot>,
+}
+
+impl Counted {
+    fn tcp(&mut self) -> Pin<&mut TcpStream> {
+        Pin::new(self.tcp.as_mut().expect("a live connection has its stream"))
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        if let (Some(tcp), Ok(runtime)) = (self.tcp.take(), Handle::try_current()) {
+            runtime.spawn(linger(tcp, self.slot.take()));
+        }
+    }
+}
+
+/// Closes a connection without losing what was written to it: a FIN after the
+/// last byte, then whatever the peer still sends is read and dropped until it
+/// closes too, for at most [`LINGER`]. Closing a socket with unread input
+/// makes the kernel answer RST and discard the output not yet sent, so a
+/// client closed in mid-burst (a flooder, an oversized frame) would lose the
+/// answers, `chat:closing` and the disconnect written just before. The
+/// connection keeps its slot meanwhile.
+async fn linger(mut tcp: TcpStream, slot: Option<Slot>) {
+    let _ = tcp.shutdown().await;
+    let mut sink = [0u8; 1024];
+    let _ = tokio::time::timeout(LINGER, async {
+        while let Ok(1..) = tcp.read(&mut sink).await {}
+    })
+    .await;
+    drop(slot);
 }
 
 impl AsyncRead for Counted {
@@ -106,7 +143,7 @@ impl AsyncRead for Counted {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_read(cx, buf)
+        self.tcp().poll_read(cx, buf)
     }
 }
 
@@ -116,15 +153,15 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.tcp).poll_write(cx, buf)
+        self.tcp().poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_flush(cx)
+        self.tcp().poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_shutdown(cx)
+        self.tcp().poll_shutdown(cx)
     }
 
     fn poll_write_vectored(
@@ -132,11 +169,11 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs)
+        self.tcp().poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.tcp.is_write_vectored()
+        self.tcp.as_ref().is_some_and(TcpStream::is_write_vectored)
     }
 }
 
@@ -175,7 +212,10 @@ pub async fn serve(
             continue;
         };
         tune(&tcp);
-        let io = TokioIo::new(Counted { tcp, _slot: slot });
+        let io = TokioIo::new(Counted {
+            tcp: Some(tcp),
+            slot: Some(slot),
+        });
         let connection = builder
             .serve_connection_with_upgrades(io, TowerToHyperService::new(router.clone()))
             .into_owned();
@@ -193,6 +233,50 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A connection the server closes while its peer is still sending: the
+    /// peer reads every byte written before the close, then an orderly end.
+    /// (Dropped plainly, the unread input makes the kernel reset the
+    /// connection, and the peer reads an error instead.)
+    #[tokio::test]
+    async fn a_connection_closed_with_unread_input_delivers_what_was_written() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, peer) = listener.accept().await.unwrap();
+        // The client's burst, unread by the server when it closes.
+        client.write_all(&[b'x'; 64 << 10]).await.unwrap();
+        let slots = Arc::new(Mutex::new(Slots::default()));
+        let limits = ConnectionLimits {
+            total: 0,
+            per_address: 0,
+            header_timeout: Duration::from_secs(1),
+        };
+        let mut counted = Counted {
+            tcp: Some(server),
+            slot: Slot::claim(&slots, peer.ip(), limits),
+        };
+        let answer = vec![b'a'; 256 << 10];
+        let writing = async {
+            counted.write_all(&answer).await.unwrap();
+            drop(counted);
+        };
+        let mut received = Vec::new();
+        let reading = client.read_to_end(&mut received);
+        let (_, read) = tokio::join!(writing, reading);
+        read.expect("an orderly end, not a reset");
+        assert_eq!(received.len(), answer.len(), "every byte written arrived");
+        // Once the client has closed too, the slot is given back.
+        drop(client);
+        tokio::time::timeout(Duration::from_secs(1), async {
+            while slots.lock().unwrap().total > 0 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the slot is given back when the peer closes");
+    }
 
     #[test]
     fn slots_are_capped_per_address_and_in_all_and_given_back() {
