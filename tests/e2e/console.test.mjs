@@ -389,7 +389,7 @@ describe('plugins', () => {
       const entries = card.getByRole('table', { name: `${name} entries` });
       await entries.getByRole('row').nth(2).waitFor();
       assert.deepEqual(await entries.getByRole('row').allInnerTexts().then((rows) => rows.slice(1).map((r) => r.split('\t')[0].trim())),
-        [`blocked:${freelancer.id}`, `blocked:later-${freelancer.id}`], 'the two blocks, sorted, not the note');
+        [`blocked:${freelancer.id}`, `blocked:later-${freelancer.id}`].sort(), 'the two blocks, sorted, not the note');
       await entries.getByRole('row', { name: /for an hour/ }).getByText(/^expires in 3[56]\d\d s$/).waitFor();
       await card.getByRole('button', { name: `Edit ${name} entry blocked:later-${freelancer.id}` }).click();
       assert.equal(await card.getByLabel(`${name} value`).inputValue(), 'for an hour');
@@ -463,6 +463,38 @@ describe('plugin decisions in the dispute view', () => {
       await context.close();
       await closeAll(c);
       await removePlugin(server, name);
+    }
+  });
+});
+
+describe('navigation', () => {
+  it('a page still loading when the admin moves on does not replace the next one', async () => {
+    const context = await browser.newContext();
+    const page = await newPage(context);
+    try {
+      // The thread search after sign-in is held until the dashboard shows.
+      let release;
+      const held = new Promise((resolve) => { release = resolve; });
+      let searched;
+      const searching = new Promise((resolve) => { searched = resolve; });
+      await page.route((url) => url.pathname === '/admin/threads', async (route) => {
+        searched();
+        await held;
+        await route.continue();
+      });
+      await signIn(page, adminToken());
+      await searching;
+      await page.getByRole('navigation', { name: 'Console pages' }).getByRole('link', { name: 'Dashboard' }).click();
+      await page.getByLabel('Database', { exact: true }).filter({ hasText: 'up' }).waitFor();
+      release();
+      await page.waitForResponse((r) => new URL(r.url()).pathname === '/admin/threads');
+      // The late search answer changes nothing: the dashboard stays, and keeps updating.
+      const stamp = await page.getByText(/^Updated /).textContent();
+      await page.getByText(/^Updated /).filter({ hasNotText: stamp }).waitFor({ timeout: LIVE_MS });
+      assert.equal(await page.getByRole('heading', { name: 'Threads' }).count(), 0, 'the threads page did not come back');
+      assertClean(page);
+    } finally {
+      await context.close();
     }
   });
 });

@@ -23,7 +23,11 @@ const pages = [
   { match: /^#\/dashboard$/, render: () => dashboardPage() },
 ];
 
+/** Counts navigations: a page that finishes loading after the next navigation began is dropped. */
+let navigation = 0;
+
 async function route() {
+  const mine = ++navigation;
   if (leave) { leave(); leave = null; }
   if (!current()) return showSignIn();
   const hash = location.hash || '#/threads';
@@ -36,11 +40,12 @@ async function route() {
   fill(main, h('p', { class: 'muted' }, 'Loading…'));
   try {
     const view = await page.render(hash.match(page.match));
+    if (mine !== navigation) { view.leave?.(); return; }
     fill(main, view.node);
     leave = view.leave ?? null;
     main.focus();
   } catch (e) {
-    if (!current()) return;
+    if (!current() || mine !== navigation) return;
     fill(main, h('p', { class: 'error', role: 'alert' }, e instanceof ApiError ? `${e.message} (${e.code})` : String(e)));
   }
 }
@@ -87,6 +92,7 @@ function showSignIn(reason = '') {
 
 onSessionChange((session, reason) => {
   if (!session) {
+    navigation++;
     if (leave) { leave(); leave = null; }
     showSignIn(reason);
     return;

@@ -69,6 +69,7 @@ function chatPage(session, threadId) {
   const participants = new Map(); // userId -> { displayName, online, lastReadMessageId }
   const shown = new Map(); // message id -> { message, node }
   let lastTyping = 0;
+  let typingUser = null; // who is typing now, named once the join's answer knows them
 
   const nameOf = (id) => participants.get(id)?.displayName ?? id;
   const others = () => [...participants.keys()].filter((id) => id !== session.userId);
@@ -77,6 +78,11 @@ function chatPage(session, threadId) {
     fill(people, [...participants.entries()].map(([id, p]) => h('span', { dataset: { userId: id } },
       h('span', { class: p.online ? 'dot on' : 'dot', 'aria-hidden': 'true' }),
       `${p.displayName}${id === session.userId ? ' (you)' : ''}: ${p.online ? 'online' : 'offline'}`)));
+    renderTyping();
+  }
+
+  function renderTyping() {
+    fill(typing, typingUser ? `${nameOf(typingUser)} is typing…` : '');
   }
 
   /** "Read" under my messages the others' marks have passed. */
@@ -134,7 +140,8 @@ function chatPage(session, threadId) {
   socket.on('chat:message', ({ message }) => { if (message.threadId === threadId) show(message); });
   socket.on('chat:typing', (e) => {
     if (e.threadId !== threadId || e.userId === session.userId) return;
-    fill(typing, e.isTyping ? `${nameOf(e.userId)} is typing…` : '');
+    typingUser = e.isTyping ? e.userId : null;
+    renderTyping();
   });
   socket.on('chat:read', (e) => {
     if (e.threadId !== threadId || !participants.has(e.userId)) return;
