@@ -11,7 +11,8 @@ import { cast, eventually, online } from './lib/fixtures.mjs';
 import { flood } from './lib/flooder.mjs';
 import { startServer } from './lib/server.mjs';
 
-/** The default `chat:history` budget per user per minute (CHAT_HISTORY_PER_MINUTE). */
+/** The default `chat:history` and `chat:join` budgets per user per minute
+ * (CHAT_HISTORY_PER_MINUTE, CHAT_JOIN_PER_MINUTE). */
 const HISTORY_BUDGET = 120;
 const SOCKETS_PER_USER = 3;
 
@@ -41,26 +42,29 @@ async function canaryLatencies(c, f, thread, n) {
 const worst = (xs) => Math.max(...xs);
 
 describe('flood control', () => {
-  it(`history beyond ${HISTORY_BUDGET} a minute is rate_limited with retryAfterMs, and the socket stays`, async () => {
-    const { client, thread } = await cast(server);
-    const c = await online(server, client);
-    // In order, each answered: the budget is served, then refused (it refills
-    // by one every 500 ms, so a few more may pass while the loop runs).
-    let served = 0;
-    let error;
-    while (!error && served <= HISTORY_BUDGET + 20) {
-      const res = await c.ack('chat:history', { threadId: thread.id, limit: 1 });
-      if (res.ok) served++;
-      else error = res.error;
-    }
-    assert.ok(served >= HISTORY_BUDGET && served < HISTORY_BUDGET + 20, `${served} served before the first refusal`);
-    assert.equal(error?.code, 'rate_limited');
-    assert.ok(error.retryAfterMs > 0 && error.retryAfterMs <= 60_000 / HISTORY_BUDGET, `retryAfterMs ${error.retryAfterMs}`);
-    // A few refusals do not make a flooder.
-    await c.ok('chat:typing', { threadId: thread.id, isTyping: true });
-    assert.equal(c.connected, true);
-    await closeAll(c);
-  });
+  for (const event of ['chat:history', 'chat:join']) {
+    it(`${event} beyond ${HISTORY_BUDGET} a minute is rate_limited with retryAfterMs, and the socket stays`, async () => {
+      const { client, thread } = await cast(server);
+      const c = await online(server, client);
+      const payload = event === 'chat:history' ? { threadId: thread.id, limit: 1 } : { threadId: thread.id };
+      // In order, each answered: the budget is served, then refused (it refills
+      // by one every 500 ms, so a few more may pass while the loop runs).
+      let served = 0;
+      let error;
+      while (!error && served <= HISTORY_BUDGET + 20) {
+        const res = await c.ack(event, payload);
+        if (res.ok) served++;
+        else error = res.error;
+      }
+      assert.ok(served >= HISTORY_BUDGET && served < HISTORY_BUDGET + 20, `${served} served before the first refusal`);
+      assert.equal(error?.code, 'rate_limited');
+      assert.ok(error.retryAfterMs > 0 && error.retryAfterMs <= 60_000 / HISTORY_BUDGET, `retryAfterMs ${error.retryAfterMs}`);
+      // A few refusals do not make a flooder.
+      await c.ok('chat:typing', { threadId: thread.id, isTyping: true });
+      assert.equal(c.connected, true);
+      await closeAll(c);
+    });
+  }
 
   it('250 typing starts relay a handful; a stop goes through at once; past the budget typing is refused', async () => {
     const { client, freelancer, thread } = await cast(server);
