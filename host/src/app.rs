@@ -275,6 +275,7 @@ impl Server<'_> {
             demo: self.config.demo_enabled(),
             dev: !self.config.is_production(),
         };
+        let draining = CancellationToken::new();
         let ctx = HttpContext {
             chat: wired.chat.clone(),
             plugins: wired.plugin_admin.clone(),
@@ -287,6 +288,7 @@ impl Server<'_> {
             service_token: self.secrets.service_token.as_str().into(),
             metrics: self.metrics,
             started: self.started,
+            draining: draining.clone(),
         };
         // CORS outermost: it answers preflights before the bearer gate and covers
         // the Socket.IO long-polling requests too.
@@ -356,6 +358,18 @@ impl Server<'_> {
         println!("chat-host stores: {describe}; plugins: {plugins}");
 
         shutdown_signal().await;
+        if self.config.drain_delay_ms > 0 {
+            tracing::info!(
+                delay_ms = self.config.drain_delay_ms,
+                "shutting down: draining (/readyz answers 503) before closing"
+            );
+            draining.cancel();
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(self.config.drain_delay_ms)) => {}
+                () = shutdown_signal() => tracing::info!("second signal: closing now"),
+            }
+        }
+        draining.cancel();
         tracing::info!("shutting down: finishing in-flight events");
         stop.cancel();
         wired.tasks.close();

@@ -126,6 +126,11 @@ pub struct Config {
     /// connect before the connection is closed, in milliseconds.
     #[arg(long, env = "CHAT_HANDSHAKE_TIMEOUT_MS", default_value_t = 10_000)]
     pub handshake_timeout_ms: u64,
+    /// After SIGTERM, how long the instance keeps serving while `/readyz`
+    /// answers 503 `draining`, so a load balancer's health check moves new
+    /// connections away before the sockets are closed, in milliseconds (0: none).
+    #[arg(long, env = "CHAT_DRAIN_DELAY_MS", default_value_t = 0)]
+    pub drain_delay_ms: u64,
     /// Browser origins allowed to call the HTTP API and the Socket.IO
     /// long-polling transport from another origin (CORS, credentials
     /// included): a comma-separated list such as

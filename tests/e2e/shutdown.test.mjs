@@ -8,7 +8,8 @@ import { after, describe, it } from 'node:test';
 
 import { closeAll } from './lib/client.mjs';
 import { backend, needsMysqlRedis } from './lib/config.mjs';
-import { assertTimestamp, cast, online, onlineIn, participant } from './lib/fixtures.mjs';
+import { assertTimestamp, cast, eventually, online, onlineIn, participant } from './lib/fixtures.mjs';
+import { request } from './lib/http.mjs';
 import { PluginDir, auditTrail, kvSet } from './lib/plugins.mjs';
 import { newSecrets, startServer } from './lib/server.mjs';
 
@@ -55,6 +56,33 @@ describe('graceful shutdown (SIGTERM)', () => {
       await second.stop();
       if (backend === 'embedded' && first.dataDir) rmSync(first.dataDir, { recursive: true, force: true });
     }
+  });
+
+  it('with CHAT_DRAIN_DELAY_MS, /readyz answers 503 draining first while sockets, sends and new connections are still served; then the sockets close', async () => {
+    const DRAIN_MS = 1500;
+    const s = await start({ label: 'shutdown-drain', env: { CHAT_DRAIN_DELAY_MS: String(DRAIN_MS) } });
+    const { client, freelancer, thread } = await cast(s);
+    const c = await onlineIn(s, client, thread.id);
+    const disconnected = c.next('disconnect', { timeout: 15_000 });
+    assert.deepEqual((await request(s, 'GET', '/readyz', { token: null })).json, { database: 'ok', state: 'ok', draining: false });
+    const signalled = performance.now();
+    s.child.kill('SIGTERM');
+    const draining = await eventually(async () => {
+      const res = await request(s, 'GET', '/readyz', { token: null });
+      return res.status === 503 && res.json?.draining === true ? res : null;
+    }, { timeout: DRAIN_MS, what: '/readyz 503 draining' });
+    assert.deepEqual(draining.json, { database: 'ok', state: 'ok', draining: true });
+    // Still serving: a send on an open socket, and a new connection.
+    const f = await onlineIn(s, freelancer, thread.id);
+    const m = await c.send(thread.id, 'sent while draining');
+    await f.nextMessage(m.id);
+    assert.equal(c.connected, true, 'the socket is still open');
+    await disconnected;
+    const drained = performance.now() - signalled;
+    assert.ok(drained >= DRAIN_MS - 100, `the sockets closed ${drained.toFixed(0)} ms after SIGTERM, after the drain delay`);
+    const exit = await s.exited;
+    assert.equal(exit.code, 0, `exit code 0 (got ${exit.code}, signal ${exit.signal})\n${s.logs()}`);
+    await closeAll(c, f);
   });
 
   it('the events plugins drain before exit: the audit row of a send acked just before SIGTERM is there after a restart', async () => {

@@ -16,6 +16,7 @@ use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::PrometheusHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::auth::{TokenIssuer, TokenVerifier};
 use crate::chat::ChatService;
@@ -55,6 +56,8 @@ pub struct HttpContext {
     pub metrics: PrometheusHandle,
     /// When this instance started (the uptime metric).
     pub started: Instant,
+    /// Cancelled when shutdown begins: `/readyz` answers 503 `draining` from then on.
+    pub draining: CancellationToken,
 }
 
 /// Answers a service-API request within the use-case deadline

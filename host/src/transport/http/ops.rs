@@ -28,7 +28,8 @@ async fn healthz() -> Json<serde_json::Value> {
 async fn readyz(State(ctx): State<HttpContext>) -> impl IntoResponse {
     let ready = ctx.chat.readiness(PROBE_TIMEOUT).await;
     let (db_ok, state_ok) = (ready.database, ready.state);
-    let status = if db_ok && state_ok {
+    let draining = ctx.draining.is_cancelled();
+    let status = if db_ok && state_ok && !draining {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -36,7 +37,7 @@ async fn readyz(State(ctx): State<HttpContext>) -> impl IntoResponse {
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
     (
         status,
-        Json(json!({ "database": word(db_ok), "state": word(state_ok) })),
+        Json(json!({ "database": word(db_ok), "state": word(state_ok), "draining": draining })),
     )
 }
 
