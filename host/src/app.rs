@@ -358,18 +358,17 @@ impl Server<'_> {
         println!("chat-host stores: {describe}; plugins: {plugins}");
 
         shutdown_signal().await;
+        draining.cancel();
         if self.config.drain_delay_ms > 0 {
             tracing::info!(
                 delay_ms = self.config.drain_delay_ms,
                 "shutting down: draining (/readyz answers 503) before closing"
             );
-            draining.cancel();
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_millis(self.config.drain_delay_ms)) => {}
                 () = shutdown_signal() => tracing::info!("second signal: closing now"),
             }
         }
-        draining.cancel();
         tracing::info!("shutting down: finishing in-flight events");
         stop.cancel();
         wired.tasks.close();

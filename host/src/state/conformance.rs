@@ -423,6 +423,11 @@ async fn plugin_kv_lists_by_prefix_in_pages(backend: Backend) {
     );
     let none = s.kv_list(&unique("empty"), "", None, 10).await.unwrap();
     assert_eq!(none, KvPage::default(), "{name}: a plugin with no entries");
+    // The shared Redis is left as it was found.
+    for (key, _) in all.entries {
+        s.kv_delete(&p, &key).await.unwrap();
+    }
+    s.kv_delete(&other, "blocked:u00").await.unwrap();
 }
 
 crate::testing::per_backend! {

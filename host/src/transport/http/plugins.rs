@@ -2,6 +2,7 @@
 //! calls [`PluginAdmin`](crate::plugins::admin::PluginAdmin), encodes.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -143,12 +144,17 @@ impl From<KvPage> for KvListing {
                 .map(|(key, entry)| KvListed {
                     key,
                     value: entry.value,
-                    ttl_ms: entry.ttl.map(|t| t.as_millis() as u64),
+                    ttl_ms: ttl_ms(entry.ttl),
                 })
                 .collect(),
             next_cursor: page.next,
         }
     }
+}
+
+/// A key's time left, in whole milliseconds.
+fn ttl_ms(ttl: Option<Duration>) -> Option<u64> {
+    ttl.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// One audit entry.
@@ -332,7 +338,7 @@ pub(super) async fn kv_get(
     let entry = ctx.plugins.kv_get(&name, &key).await?;
     Ok(Json(KvEntry {
         value: entry.value,
-        ttl_ms: entry.ttl.map(|t| t.as_millis() as u64),
+        ttl_ms: ttl_ms(entry.ttl),
     }))
 }
 
