@@ -21,12 +21,14 @@ export CHAT_TEST_REQUIRE_SERVICES=1
 export CHAT_TEST_DATABASE_URL=mysql://root@127.0.0.1:3306/chat_host_test
 export CHAT_TEST_REDIS_URL=redis://127.0.0.1:6379
 
-step "tooling (node, chromium, sqlite3, python-socketio, schemathesis, rustfmt, clippy, cargo-deny)"
+step "tooling (node, chromium, sqlite3, haproxy, python-socketio, schemathesis, rustfmt, clippy, cargo-deny)"
 command -v node >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; }
 # The console's browser tests drive Debian's Chromium (no browser download) and
 # edit a row through the database's own client (sqlite3; mysql comes with MariaDB).
 command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 command -v sqlite3 >/dev/null || { apt-get update -qq && apt-get install -y -qq sqlite3 >/dev/null; }
+# The load-balancer tests run deploy/haproxy.cfg with Debian's HAProxy (2.6).
+command -v haproxy >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; }
 chromium --headless --no-sandbox --disable-gpu --dump-dom about:blank >/dev/null 2>&1 \
   || { echo "chromium (/usr/bin/chromium) does not start headless: the console tests need it" >&2; exit 1; }
 (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)

@@ -5,7 +5,10 @@ Two users are set up through the service HTTP API; both connect with a stock
 python-socketio client, join a thread; one sends a message with an ack and the
 other receives it as `chat:message`. Exits non-zero on any failure.
 
-Environment: CHAT_URL (http://127.0.0.1:<port>), CHAT_SERVICE_TOKEN, CHAT_JWT_SECRET.
+Environment: CHAT_URL (http://127.0.0.1:<port>), CHAT_SERVICE_TOKEN, CHAT_JWT_SECRET;
+optional CHAT_TRANSPORTS (e.g. `polling`: long-polling only; default: polling
+upgraded to WebSocket) and CHAT_ROUNDS (messages each way, default 1; the load
+balancer test runs many over polling, each its own HTTP requests).
 """
 
 import json
@@ -36,6 +39,8 @@ def env(name):
 URL = env("CHAT_URL").rstrip("/")
 SERVICE_TOKEN = env("CHAT_SERVICE_TOKEN")
 JWT_SECRET = env("CHAT_JWT_SECRET")
+TRANSPORTS = os.environ.get("CHAT_TRANSPORTS", "").split(",") if os.environ.get("CHAT_TRANSPORTS") else None
+ROUNDS = int(os.environ.get("CHAT_ROUNDS", "1"))
 
 
 def fail(message):
@@ -64,17 +69,19 @@ def token(user_id, role):
 
 
 class User:
-    """A connected python-socketio client that records chat:ready and chat:message."""
+    """A connected python-socketio client that records chat:ready, chat:message and disconnects."""
 
     def __init__(self, user_id, role):
         self.id = user_id
         self.ready = queue.Queue()
         self.messages = queue.Queue()
+        self.disconnects = 0
         self.sio = socketio.Client(reconnection=False)
         self.sio.on("chat:ready", self.ready.put)
+        self.sio.on("disconnect", self.disconnected)
         self.sio.on("chat:message", self.messages.put)
         try:
-            self.sio.connect(URL, auth={"token": token(user_id, role)}, wait_timeout=TIMEOUT)
+            self.sio.connect(URL, auth={"token": token(user_id, role)}, transports=TRANSPORTS, wait_timeout=TIMEOUT)
         except socketio.exceptions.ConnectionError as e:
             fail(f"{user_id} could not connect: {e}")
         try:
@@ -83,6 +90,9 @@ class User:
             fail(f"{user_id}: no chat:ready")
         if ready.get("userId") != user_id or ready.get("role") != role:
             fail(f"{user_id}: unexpected chat:ready {ready}")
+
+    def disconnected(self, *reason):
+        self.disconnects += 1
 
     def call(self, event, payload):
         ack = self.sio.call(event, payload, timeout=TIMEOUT)
@@ -120,13 +130,27 @@ def main():
         if received != sent:
             fail(f"bob received {received}, expected {sent}")
 
+        for i in range(1, ROUNDS):
+            for sender, receiver in ((alice, bob), (bob, alice)):
+                body = f"round {i} from {sender.id}"
+                m = sender.call("chat:send-message", {"threadId": thread_id, "body": body, "clientMessageId": f"py-{suffix}-{sender.id}-{i}"})["message"]
+                try:
+                    got = receiver.messages.get(timeout=TIMEOUT)["message"]
+                except queue.Empty:
+                    fail(f"{receiver.id} did not receive round {i}")
+                if got != m:
+                    fail(f"{receiver.id} received {got}, expected {m}")
+
         error = alice.sio.call("chat:send-message", {"threadId": thread_id, "body": "", "clientMessageId": f"py-empty-{suffix}"}, timeout=TIMEOUT)
         if error.get("ok") is not False or error.get("error", {}).get("code") != "invalid_payload":
             fail(f"an empty body should be invalid_payload, got {error}")
+        for u in (alice, bob):
+            if u.disconnects or u.sio.transport() != (TRANSPORTS or ["websocket"])[-1]:
+                fail(f"{u.id}: {u.disconnects} disconnects, transport {u.sio.transport()}")
     finally:
         alice.sio.disconnect()
         bob.sio.disconnect()
-    print(f"smoke: ok (message {sent['id']} delivered over python-socketio)")
+    print(f"smoke: ok ({2 * ROUNDS - 1} messages delivered over python-socketio, transport {alice.sio.transport()})")
 
 
 if __name__ == "__main__":

@@ -183,8 +183,8 @@ export function newClientMessageId() {
 }
 
 /** The socket.io-client options every test uses. */
-function options(auth, transports) {
-  const opts = { transports, forceNew: true, reconnection: false, timeout: 10_000 };
+function options(auth, transports, { reconnection = false, withCredentials = false } = {}) {
+  const opts = { transports, forceNew: true, reconnection, withCredentials, timeout: 10_000 };
   if (auth !== undefined) opts.auth = auth;
   return opts;
 }
@@ -195,14 +195,16 @@ function options(auth, transports) {
  *
  * @param {{url:string}} server
  * @param {string} token
- * @param {{transports?: string[], label?: string, timeout?: number, lastMessageId?: string, url?: string, ackMessages?: boolean}} [opts]
+ * @param {{transports?: string[], label?: string, timeout?: number, lastMessageId?: string, url?: string, ackMessages?: boolean, reconnection?: boolean, withCredentials?: boolean}} [opts]
  *   `lastMessageId`: the resume cursor of the handshake; `url`: connect through
  *   another address (a fault proxy); `ackMessages: false`: never acknowledge a
- *   `chat:message` (a client that does not confirm deliveries).
+ *   `chat:message` (a client that does not confirm deliveries); `reconnection`:
+ *   socket.io-client's own reconnection (off by default); `withCredentials`:
+ *   keep cookies, such as a load balancer's sticky-session cookie.
  */
-export async function connect(server, token, { transports = ['websocket'], label, timeout = 10_000, lastMessageId, url, ackMessages } = {}) {
+export async function connect(server, token, { transports = ['websocket'], label, timeout = 10_000, lastMessageId, url, ackMessages, reconnection, withCredentials } = {}) {
   const auth = lastMessageId === undefined ? { token } : { token, lastMessageId };
-  const socket = io(url ?? server.url, options(auth, transports));
+  const socket = io(url ?? server.url, options(auth, transports, { reconnection, withCredentials }));
   const client = new TestClient(socket, label ?? `client${nextClientNo++}`, { ackMessages });
   try {
     await new Promise((resolve, reject) => {
