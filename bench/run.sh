@@ -5,6 +5,7 @@
 #   bash bench/run.sh pairs  BACKEND PAIRS RATE... [DURATION]  1:1 pairs, one run per rate
 #   bash bench/run.sh plugins BACKEND RATE       pairs (PAIRS, default 100) at RATE with 0, 1 and 3 plugins
 #   bash bench/run.sh room   BACKEND MEMBERS SENDERS RATE
+#   bash bench/run.sh idle   BACKEND PAIRS [SECONDS]  2*PAIRS sockets joined, nothing sent: CPU, Redis, SQL per minute
 #   bash bench/run.sh verify [PREFIX]            DB check of MariaDB runs (messages once, receipts)
 # The server is pinned to CPU 0 and chat-load to CPU 1 (taskset); the server's CPU time
 # (utime+stime from /proc/<pid>/stat) over the chat-load run is added to each JSON as
@@ -120,7 +121,7 @@ PY
 }
 
 scenario=${1:-}; shift || true
-case "$scenario" in floors | storm | pairs | plugins | room) OUT=$RESULTS/$scenario; mkdir -p "$OUT" ;; esac
+case "$scenario" in floors | storm | pairs | plugins | room | idle) OUT=$RESULTS/$scenario; mkdir -p "$OUT" ;; esac
 case "$scenario" in
   floors)
     {
@@ -158,6 +159,49 @@ case "$scenario" in
     start_server "$BACKEND" ""
     load "room-$BACKEND-$members-$senders-$rate" --prefix "br$RANDOM" \
       room --members "$members" --senders "$senders" --rate "$rate" --duration "${DURATION:-20}"
+    ;;
+  idle)
+    # PAIRS 1:1 pairs connect and join (chat-load's pairs at 0.1 msg/s: one message every
+    # 10 s keeps the run, and its sockets, going); 10 s after every join is answered, the
+    # server's CPU and the commands Redis and MariaDB ran are counted over SECONDS.
+    BACKEND=$1 npairs=$2 secs=${3:-60}
+    name="idle-$BACKEND-$((2 * npairs))-$secs${TAG:+-$TAG}"
+    start_server "$BACKEND" ""
+    taskset -c "$LOAD_CPU" "$LOAD_BIN" --url "$url" --quiet --prefix "bi$RANDOM" \
+      pairs --pairs "$npairs" --rate 0.1 --duration $((secs + 120)) >"$data/load.log" 2>&1 &
+    lpid=$!
+    joined() { curl -s "$url/metrics" | sed -n 's/^chat_socket_events_total{event="chat:join",outcome="ok"} //p'; }
+    for _ in $(seq 1 1200); do
+      [ "$(joined)" = "$((2 * npairs))" ] && break
+      kill -0 "$lpid" 2>/dev/null || { echo "bench: chat-load exited before the joins" >&2; exit 1; }
+      sleep 0.5
+    done
+    [ "$(joined)" = "$((2 * npairs))" ] || { echo "bench: not every socket joined" >&2; exit 1; }
+    sleep 10   # settle: the last joins' writes and the run's one message are not counted
+    t0=$(cpu_ticks "$pid") r0=$(redis_counter) d0=$(db_counters)
+    sleep "$secs"
+    t1=$(cpu_ticks "$pid") r1=$(redis_counter) d1=$(db_counters)
+    kill -0 "$lpid" 2>/dev/null || { cat "$data/load.log"; echo "bench: chat-load ended during the window" >&2; exit 1; }
+    rss=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
+    kill "$lpid" 2>/dev/null || true
+    wait "$lpid" 2>/dev/null || true
+    python3 - "$OUT/$name.json" "$BACKEND" "$((2 * npairs))" "$secs" "$(getconf CLK_TCK)" "$t0" "$t1" "$r0" "$r1" \
+      "$d0" "$d1" "$rss" "$(git rev-parse --short HEAD)" "$(nproc) cores, $(uname -r)" <<'PY'
+import json, sys
+f, backend, users, secs, hz, t0, t1, r0, r1, d0, d1, rss, commit, machine = sys.argv[1:]
+users, secs, hz = int(users), int(secs), int(hz)
+per_min = lambda n: n / users / (secs / 60)
+cpu = (int(t1) - int(t0)) / hz
+r = {"scenario": "idle", "backend": backend, "sockets": users, "seconds": secs, "commit": commit,
+     "machine": machine, "serverRssKib": int(rss),
+     "serverCpu": {"seconds": cpu, "percentOfCore": 100 * cpu / secs, "usPerSocketPerMinute": cpu * 1e6 / users / (secs / 60)}}
+if backend == "mariadb":
+    q0, q1 = (list(map(int, x.split())) for x in (d0, d1))
+    r["redisCommandsPerUserPerMinute"] = per_min(int(r1) - int(r0))
+    r["sqlStatementsPerUserPerMinute"] = per_min(q1[0] - q0[0])
+json.dump(r, open(f, "w"), indent=1)
+print(json.dumps(r))
+PY
     ;;
   verify)
     # Per run prefix (thread ids are <prefix>-t<n>): messages stored, distinct (sender, client id),
