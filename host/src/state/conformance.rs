@@ -118,6 +118,27 @@ async fn presence_expires_without_refresh_and_refresh_restores_it(backend: Backe
     );
 }
 
+/// A refresh of more users than one script call takes (Redis refreshes in chunks).
+async fn a_refresh_of_thousands_of_users_counts_every_one(backend: Backend) {
+    let Backend { name, state: s, .. } = backend;
+    let users: Vec<(String, i64)> = (0..2_500)
+        .map(|i| (unique(&format!("many{i}")), i % 3 + 1))
+        .collect();
+    s.presence_refresh(&users, TTL).await.unwrap();
+    let ids: Vec<String> = users.iter().map(|(u, _)| u.clone()).collect();
+    let counts: Vec<i64> = users.iter().map(|(_, n)| *n).collect();
+    assert_eq!(s.presence_counts(&ids).await.unwrap(), counts, "{name}");
+    // The shared Redis is left as it was found.
+    for user in &ids {
+        s.presence_set(user, 0, TTL).await.unwrap();
+    }
+    assert_eq!(
+        s.presence_counts(&ids).await.unwrap(),
+        vec![0; ids.len()],
+        "{name}"
+    );
+}
+
 async fn last_seen_is_kept_per_user_and_counts_are_per_user(backend: Backend) {
     let Backend { name, state: s, .. } = backend;
     let (a, b) = (unique("a"), unique("b"));
@@ -435,6 +456,7 @@ crate::testing::per_backend! {
     cases: [
         presence_counts_connections_across_devices,
         presence_expires_without_refresh_and_refresh_restores_it,
+        a_refresh_of_thousands_of_users_counts_every_one,
         last_seen_is_kept_per_user_and_counts_are_per_user,
         typing_is_set_and_cleared,
         offline_queue_keeps_order_trims_and_reports_overflow,

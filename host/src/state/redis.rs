@@ -155,6 +155,9 @@ redis.call('ZADD', KEYS[1], now, ARGV[2])
 if redis.call('HLEN', KEYS[2]) == 0 then redis.call('DEL', KEYS[2]) else redis.call('PEXPIRE', KEYS[2], ARGV[4]) end
 return live_total(KEYS[2], now - tonumber(ARGV[1]))";
 
+/// Users refreshed by one script call (about 3,000 commands inside Redis).
+const PRESENCE_REFRESH_CHUNK: usize = 1_000;
+
 /// KEYS: registry, instance user set. ARGV: stale ms, instance, ttl ms, the
 /// prefix of user hashes (`<prefix>:presence:`), then user, count pairs.
 const PRESENCE_REFRESH: &str = r"
@@ -339,19 +342,24 @@ impl Presence for RedisState {
     }
 
     async fn presence_refresh(&self, users: &[(String, i64)], ttl: Duration) -> StateResult<()> {
-        let mut script = self.presence_refresh.key(self.keys.instances());
-        script
-            .key(self.keys.instance_users(&self.instance))
-            .arg(millis(self.stale))
-            .arg(&self.instance)
-            .arg(millis(ttl))
-            .arg(self.keys.presence(""));
-        for (user, count) in users {
-            script.arg(user).arg(count);
+        // In chunks, so no one script call holds Redis for long (3 commands per
+        // user); with no user at all, one call still marks the instance live.
+        let none = users.is_empty().then_some(&users[..0]);
+        for chunk in users.chunks(PRESENCE_REFRESH_CHUNK).chain(none) {
+            let mut script = self.presence_refresh.key(self.keys.instances());
+            script
+                .key(self.keys.instance_users(&self.instance))
+                .arg(millis(self.stale))
+                .arg(&self.instance)
+                .arg(millis(ttl))
+                .arg(self.keys.presence(""));
+            for (user, count) in chunk {
+                script.arg(user).arg(count);
+            }
+            self.call(script.invoke_async::<i64>(&mut self.conn()))
+                .await?;
         }
-        self.call(script.invoke_async::<i64>(&mut self.conn()))
-            .await
-            .map(drop)
+        Ok(())
     }
 
     async fn presence_counts(&self, users: &[String]) -> StateResult<Vec<i64>> {

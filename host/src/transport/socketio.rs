@@ -1,19 +1,17 @@
-//! Socket.IO: handshake authentication, one handler per client event, acks,
+//! Socket.IO: handshake authentication, the client events' dispatch, acks,
 //! and the [`Fanout`] implementation over socketioxide (local or Redis adapter).
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use futures_util::future::join_all;
-use serde::Serialize;
 use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::{AckSender, SocketRef, TryData};
+use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::socket::Sid;
 use socketioxide::{AckError, SocketError};
@@ -153,7 +151,57 @@ struct Session {
     gone: bool,
 }
 
-type SessionRef = Arc<Mutex<Session>>;
+/// What a socket holds from its handshake on, as its one extension (an
+/// `Arc`, so the per-socket cost is one allocation, not one per handler).
+struct Conn {
+    /// The handshake's identity (a refreshed token must name the same user and role).
+    identity: Identity,
+    actor: Actor,
+    guard: Guard,
+    session: Mutex<Session>,
+}
+
+/// The client event answered without a use case or the event budget.
+const REFRESH_TOKEN: &str = "chat:refresh-token";
+
+/// The client events that run a use case, through [`Handlers::event`]; a
+/// name that is neither one of them nor [`REFRESH_TOKEN`] gets `invalid_payload`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UseCase {
+    Join,
+    Leave,
+    Typing,
+    SendMessage,
+    Read,
+    History,
+}
+
+impl UseCase {
+    const ALL: [UseCase; 6] = [
+        Self::Join,
+        Self::Leave,
+        Self::Typing,
+        Self::SendMessage,
+        Self::Read,
+        Self::History,
+    ];
+
+    /// The event's name on the wire (and in metrics).
+    fn name(self) -> &'static str {
+        match self {
+            Self::Join => "chat:join",
+            Self::Leave => "chat:leave",
+            Self::Typing => "chat:typing",
+            Self::SendMessage => "chat:send-message",
+            Self::Read => "chat:read",
+            Self::History => "chat:history",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.name() == name)
+    }
+}
 
 /// Everything the handlers share.
 #[derive(Clone)]
@@ -246,118 +294,58 @@ impl Handlers {
                 parsed
             });
         socket.join(user_room(&identity.user_id));
-        let guard = Arc::new(Guard::new(&identity, self.limits));
-        socket.extensions.insert::<Arc<Guard>>(guard.clone());
-        let (verifier, current) = (self.verifier.clone(), identity.clone());
-        socket.on(
-            "chat:refresh-token",
-            move |socket: SocketRef<A>, TryData(data): TryData<Value>, ack: AckSender<A>| {
-                let (verifier, current) = (verifier.clone(), current.clone());
-                async move {
-                    let started = Instant::now();
-                    let result = match (socket.extensions.get::<Arc<Guard>>(), data) {
-                        (Some(guard), Ok(data)) => guard.refresh(&verifier, &current, data),
-                        (_, _) => Err(ChatError::invalid("a payload object is required")),
-                    };
-                    answer("chat:refresh-token", ack, result, started);
-                }
-            },
-        );
+        let conn = Arc::new(Conn {
+            guard: Guard::new(&identity, self.limits),
+            identity,
+            actor,
+            session: Mutex::new(Session {
+                cursor,
+                ..Session::default()
+            }),
+        });
+        socket.extensions.insert::<Arc<Conn>>(conn.clone());
         {
-            let socket = socket.clone();
+            let (socket, conn) = (socket.clone(), conn.clone());
             tokio::spawn(async move {
-                if guard.expired().await {
+                if conn.guard.expired().await {
                     close(&socket, CloseReason::TokenExpired);
                 }
             });
         }
-        socket.extensions.insert::<Identity>(identity);
-        socket
-            .extensions
-            .insert::<SessionRef>(Arc::new(Mutex::new(Session {
-                cursor,
-                ..Session::default()
-            })));
-        self.on(
-            &socket,
-            &actor,
-            "chat:join",
-            |chat, socket, actor, data| async move {
-                let joined = chat.join(&actor, data).await?;
-                socket.join(thread_room(&joined.thread.id));
-                Ok(joined)
+        // One handler for every event (one allocation per socket, not one per event).
+        let h = self.clone();
+        socket.on_fallback(
+            move |socket: SocketRef<A>,
+                  Event(event): Event,
+                  TryData(data): TryData<Value>,
+                  ack: AckSender<A>| {
+                let h = h.clone();
+                let tasks = h.tasks.clone();
+                tasks.track_future(h.event(socket, event, data.ok(), ack))
             },
         );
-        self.on(
-            &socket,
-            &actor,
-            "chat:leave",
-            |chat, socket, actor, data| async move {
-                socket.leave(thread_room(&chat.leave(&actor, data).await?));
-                Ok(json!({}))
-            },
-        );
-        self.on(
-            &socket,
-            &actor,
-            "chat:typing",
-            |chat, _s, actor, data| async move { chat.typing(&actor, data).await },
-        );
-        self.on(
-            &socket,
-            &actor,
-            "chat:send-message",
-            |chat, _s, actor, data| async move { chat.send_message(&actor, data).await },
-        );
-        self.on(
-            &socket,
-            &actor,
-            "chat:read",
-            |chat, _s, actor, data| async move { chat.read(&actor, data).await },
-        );
-        self.on(
-            &socket,
-            &actor,
-            "chat:history",
-            |chat, _s, actor, data| async move { chat.history(&actor, data).await },
-        );
-        // Every event takes an ack: one the server does not know gets `invalid_payload`.
-        socket.on_fallback(|ack: AckSender<A>| async move {
-            let error = ChatError::invalid("unknown event");
-            if let Err(e) = ack.send(&json!({ "ok": false, "error": error.to_wire() })) {
-                tracing::debug!(error = %e, "ack not sent");
-            }
-        });
         let h = self.clone();
         socket.on_disconnect(move |socket: SocketRef<A>| {
             let h = h.clone();
-            let actor = actor.clone();
             let tasks = h.tasks.clone();
-            async move { tasks.track_future(h.disconnected(socket, actor)).await }
+            async move { tasks.track_future(h.disconnected(socket)).await }
         });
         Ok(())
     }
 
     /// After the handshake: presence, offline queue, then `chat:ready`.
     async fn connected<A: Adapter>(self, socket: SocketRef<A>) {
-        let (Some(identity), Some(session)) = (
-            socket.extensions.get::<Identity>(),
-            socket.extensions.get::<SessionRef>(),
-        ) else {
+        let Some(conn) = socket.extensions.get::<Arc<Conn>>() else {
             return;
         };
-        let actor = Actor {
-            user_id: identity.user_id.clone(),
-            role: identity.role,
-            connection: Some(ConnectionId(socket.id.to_string())),
-        };
+        let (identity, actor) = (&conn.identity, &conn.actor);
         let arrival = {
-            let mut session = session.lock().await;
+            let mut session = conn.session.lock().await;
             if session.gone {
                 return;
             }
             session.counted = true;
-            self.chat.connect(&actor, session.cursor).await
+            self.chat.connect(actor, session.cursor).await
         };
         // Every owed message asks for an ack; an acknowledged one is delivered.
         let mut acks = Vec::with_capacity(arrival.queued.len());
@@ -396,70 +384,95 @@ impl Handlers {
         let _ = socket.emit(ready.name(), &ready);
     }
 
-    async fn disconnected<A: Adapter>(self, socket: SocketRef<A>, actor: Actor) {
-        if let Some(guard) = socket.extensions.get::<Arc<Guard>>() {
-            guard.close();
-        }
-        let Some(session) = socket.extensions.get::<SessionRef>() else {
+    async fn disconnected<A: Adapter>(self, socket: SocketRef<A>) {
+        let Some(conn) = socket.extensions.get::<Arc<Conn>>() else {
             return;
         };
-        let mut session = session.lock().await;
+        conn.guard.close();
+        let mut session = conn.session.lock().await;
         session.gone = true;
         if session.counted {
-            self.chat.disconnect(&actor).await;
+            self.chat.disconnect(&conn.actor).await;
         }
     }
 
-    /// Registers one client event: admit it ([`Guard::admit`]), decode, run the
+    /// Answers one client event: admit it ([`Guard::admit`]), decode, run the
     /// use case, ack `{ ok, ... }`; close a socket that keeps flooding.
-    fn on<A, F, Fut, R>(
-        &self,
-        socket: &SocketRef<A>,
-        actor: &Actor,
-        event: &'static str,
-        handler: F,
-    ) where
-        A: Adapter,
-        F: Fn(Arc<ChatService>, SocketRef<A>, Actor, Value) -> Fut + Clone + Send + Sync + 'static,
-        Fut: Future<Output = Result<R, ChatError>> + Send + 'static,
-        R: Serialize + Send + 'static,
-    {
-        let h = self.clone();
-        let actor = actor.clone();
-        socket.on(
-            event,
-            move |socket: SocketRef<A>, TryData(data): TryData<Value>, ack: AckSender<A>| {
-                let (chat, actor, handler) = (h.chat.clone(), actor.clone(), handler.clone());
-                let guard = socket.extensions.get::<Arc<Guard>>();
-                h.tasks.track_future(async move {
-                    let started = Instant::now();
-                    let Some(guard) = guard else {
-                        return;
-                    };
-                    let result = match (guard.admit().await, data) {
-                        (Err(refused), _) => Err(refused),
-                        (Ok(_permit), Ok(data)) => {
-                            let use_case = handler(chat.clone(), socket.clone(), actor, data);
-                            chat.bounded(use_case).await
-                        }
-                        (Ok(_), Err(_)) => Err(ChatError::invalid("a payload object is required")),
-                    };
-                    let refusal = match result {
-                        Err(ChatError::RateLimited { .. }) => guard.refused(),
-                        _ => Refusal::Answer,
-                    };
-                    if refusal == Refusal::Drop {
-                        return;
-                    }
-                    answer(event, ack, result, started);
-                    if refusal == Refusal::Close {
-                        metrics::counter!("chat_flooders_disconnected_total").increment(1);
-                        close(&socket, CloseReason::Flooding);
-                    }
-                })
-            },
-        );
+    async fn event<A: Adapter>(
+        self,
+        socket: SocketRef<A>,
+        event: String,
+        data: Option<Value>,
+        ack: AckSender<A>,
+    ) {
+        let started = Instant::now();
+        let Some(conn) = socket.extensions.get::<Arc<Conn>>() else {
+            return;
+        };
+        let no_payload = || ChatError::invalid("a payload object is required");
+        if event == REFRESH_TOKEN {
+            let result = data.ok_or_else(no_payload).and_then(|data| {
+                let refreshed = conn.guard.refresh(&self.verifier, &conn.identity, data)?;
+                serde_json::to_value(refreshed).map_err(|e| ChatError::Internal(e.into()))
+            });
+            return answer(REFRESH_TOKEN, ack, result, started);
+        }
+        let Some(event) = UseCase::parse(&event) else {
+            // Every event takes an ack: one the server does not know gets `invalid_payload`.
+            let error = ChatError::invalid("unknown event");
+            if let Err(e) = ack.send(&json!({ "ok": false, "error": error.to_wire() })) {
+                tracing::debug!(error = %e, "ack not sent");
+            }
+            return;
+        };
+        let result = match (conn.guard.admit().await, data) {
+            (Err(refused), _) => Err(refused),
+            (Ok(_permit), Some(data)) => {
+                let use_case = run(self.chat.clone(), socket.clone(), conn.clone(), event, data);
+                self.chat.bounded(use_case).await
+            }
+            (Ok(_), None) => Err(no_payload()),
+        };
+        let refusal = match result {
+            Err(ChatError::RateLimited { .. }) => conn.guard.refused(),
+            _ => Refusal::Answer,
+        };
+        if refusal == Refusal::Drop {
+            return;
+        }
+        answer(event.name(), ack, result, started);
+        if refusal == Refusal::Close {
+            metrics::counter!("chat_flooders_disconnected_total").increment(1);
+            close(&socket, CloseReason::Flooding);
+        }
     }
+}
+
+/// Runs the use case of one admitted client event; its answer as JSON.
+async fn run<A: Adapter>(
+    chat: Arc<ChatService>,
+    socket: SocketRef<A>,
+    conn: Arc<Conn>,
+    event: UseCase,
+    data: Value,
+) -> Result<Value, ChatError> {
+    let actor = &conn.actor;
+    let answer = match event {
+        UseCase::Join => {
+            let joined = chat.join(actor, data).await?;
+            socket.join(thread_room(&joined.thread.id));
+            serde_json::to_value(joined)
+        }
+        UseCase::Leave => {
+            socket.leave(thread_room(&chat.leave(actor, data).await?));
+            Ok(json!({}))
+        }
+        UseCase::Typing => serde_json::to_value(chat.typing(actor, data).await?),
+        UseCase::SendMessage => serde_json::to_value(chat.send_message(actor, data).await?),
+        UseCase::Read => serde_json::to_value(chat.read(actor, data).await?),
+        UseCase::History => serde_json::to_value(chat.history(actor, data).await?),
+    };
+    answer.map_err(|e| ChatError::Internal(e.into()))
 }
 
 /// Tells the socket why with `chat:closing`, then disconnects it.
@@ -475,15 +488,13 @@ fn close<A: Adapter>(socket: &SocketRef<A>, reason: CloseReason) {
 }
 
 /// Sends the ack (if the client asked for one) and records the outcome.
-fn answer<A: Adapter, R: Serialize>(
+fn answer<A: Adapter>(
     event: &'static str,
     ack: AckSender<A>,
-    result: Result<R, ChatError>,
+    result: Result<Value, ChatError>,
     started: Instant,
 ) {
-    let (outcome, payload) = match result
-        .and_then(|r| serde_json::to_value(r).map_err(|e| ChatError::Internal(e.into())))
-    {
+    let (outcome, payload) = match result {
         Ok(mut value) => {
             if let Some(map) = value.as_object_mut() {
                 map.insert("ok".into(), Value::Bool(true));
