@@ -86,7 +86,9 @@ function adminToken(id = `admin-${randomBytes(3).toString('hex')}`) {
 /** Runs SQL against the backend's database (the sqlite3 or mysql client). */
 function sql(statement) {
   if (backend === 'embedded') {
-    execFileSync('sqlite3', [join(server.dataDir, 'chat-host.db'), statement]);
+    // The server may be writing (a delivery ack, an audit entry): wait for its
+    // lock as it waits for others' (SQLite's busy timeout), instead of failing at once.
+    execFileSync('sqlite3', ['-cmd', '.timeout 5000', join(server.dataDir, 'chat-host.db'), statement]);
   } else {
     const url = new URL(databaseUrl);
     execFileSync('mysql', ['-h', url.hostname, '-P', url.port || '3306', '-u', decodeURIComponent(url.username), url.pathname.slice(1), '-e', statement]);
