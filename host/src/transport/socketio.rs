@@ -412,8 +412,7 @@ impl Handlers {
         let no_payload = || ChatError::invalid("a payload object is required");
         if event == REFRESH_TOKEN {
             let result = data.ok_or_else(no_payload).and_then(|data| {
-                let refreshed = conn.guard.refresh(&self.verifier, &conn.identity, data)?;
-                serde_json::to_value(refreshed).map_err(|e| ChatError::Internal(e.into()))
+                json_answer(conn.guard.refresh(&self.verifier, &conn.identity, data)?)
             });
             return answer(REFRESH_TOKEN, ack, result, started);
         }
@@ -457,22 +456,26 @@ async fn run<A: Adapter>(
     data: Value,
 ) -> Result<Value, ChatError> {
     let actor = &conn.actor;
-    let answer = match event {
+    match event {
         UseCase::Join => {
             let joined = chat.join(actor, data).await?;
             socket.join(thread_room(&joined.thread.id));
-            serde_json::to_value(joined)
+            json_answer(joined)
         }
         UseCase::Leave => {
             socket.leave(thread_room(&chat.leave(actor, data).await?));
             Ok(json!({}))
         }
-        UseCase::Typing => serde_json::to_value(chat.typing(actor, data).await?),
-        UseCase::SendMessage => serde_json::to_value(chat.send_message(actor, data).await?),
-        UseCase::Read => serde_json::to_value(chat.read(actor, data).await?),
-        UseCase::History => serde_json::to_value(chat.history(actor, data).await?),
-    };
-    answer.map_err(|e| ChatError::Internal(e.into()))
+        UseCase::Typing => json_answer(chat.typing(actor, data).await?),
+        UseCase::SendMessage => json_answer(chat.send_message(actor, data).await?),
+        UseCase::Read => json_answer(chat.read(actor, data).await?),
+        UseCase::History => json_answer(chat.history(actor, data).await?),
+    }
+}
+
+/// A use case's answer as the JSON of its ack.
+fn json_answer(answer: impl serde::Serialize) -> Result<Value, ChatError> {
+    serde_json::to_value(answer).map_err(|e| ChatError::Internal(e.into()))
 }
 
 /// Tells the socket why with `chat:closing`, then disconnects it.
