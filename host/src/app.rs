@@ -71,23 +71,24 @@ pub async fn run(config: Config, metrics: PrometheusHandle) -> anyhow::Result<()
         started: Instant::now(),
     };
 
-    match config.redis_url() {
-        Some(url) => {
+    match config.redis_target()? {
+        Some(target) => {
             let keys = RedisKeys::new(&config.redis_prefix)?;
             let adapter_config = RedisAdapterConfig::default().with_prefix(keys.adapter_prefix());
             let state = Arc::new(
-                RedisState::connect(url, keys, config.backend_timeout())
+                RedisState::connect(&target, keys, config.backend_timeout())
                     .await
-                    .context("connecting to Redis")?,
+                    .with_context(|| format!("connecting to {}", target.describe(redact)))?,
             );
-            let client = redis::Client::open(with_resp3(url))?;
-            let driver = ReconnectingDriver::new(&client, config.backend_timeout())
-                .await
-                .context("starting the Socket.IO Redis adapter")?;
+            let driver = ReconnectingDriver(state.pubsub());
             let adapter = RedisAdapterCtr::new_with_driver(driver, adapter_config);
             let builder = SocketIo::builder()
                 .with_adapter::<CustomRedisAdapter<_, ReconnectingDriver>>(adapter);
-            let describe = format!("database {}, state redis {}", redact(&db_url), redact(url));
+            let describe = format!(
+                "database {}, state {}",
+                redact(&db_url),
+                target.describe(redact)
+            );
             let (io, layer, wired) = server.wire(builder, store, state)?;
             wired
                 .register(&io)
@@ -106,17 +107,6 @@ pub async fn run(config: Config, metrics: PrometheusHandle) -> anyhow::Result<()
             wired.register::<LocalAdapter>(&io);
             server.serve(io, layer, wired, &describe).await
         }
-    }
-}
-
-/// socketioxide's Redis adapter speaks RESP3.
-fn with_resp3(url: &str) -> String {
-    if url.contains("protocol=") {
-        url.to_owned()
-    } else if url.contains('?') {
-        format!("{url}&protocol=resp3")
-    } else {
-        format!("{url}?protocol=resp3")
     }
 }
 

@@ -10,6 +10,8 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use rand::distr::{Alphanumeric, SampleString};
 
+use crate::state::redis::RedisTarget;
+
 /// Every setting of the server. Each flag also reads the environment variable named in its help.
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -27,6 +29,10 @@ pub struct Config {
     /// `redis://…` for the shared realtime state; unset means in-process state (one instance only).
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
+    /// Seed nodes of a Redis Cluster (`redis://host:port,redis://host:port,...`)
+    /// for the shared realtime state instead of one server; excludes `REDIS_URL`.
+    #[arg(long, env = "REDIS_CLUSTER_URLS")]
+    pub redis_cluster_urls: Option<String>,
     /// HS256 secret for client tokens.
     #[arg(long, env = "CHAT_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
@@ -462,9 +468,35 @@ impl Config {
         Duration::from_millis(self.backend_timeout_ms)
     }
 
-    /// The Redis URL, if the shared state store is configured.
-    pub fn redis_url(&self) -> Option<&str> {
-        non_empty(&self.redis_url)
+    /// The Redis server or cluster of the shared state store, if one is
+    /// configured; refused when both `REDIS_URL` and `REDIS_CLUSTER_URLS` are set.
+    pub fn redis_target(&self) -> anyhow::Result<Option<RedisTarget>> {
+        match (non_empty(&self.redis_url), non_empty(&self.redis_cluster_urls)) {
+            (Some(_), Some(_)) => bail!(
+                "REDIS_URL and REDIS_CLUSTER_URLS are both set: set REDIS_URL for one \
+                 Redis server or REDIS_CLUSTER_URLS for a Redis Cluster, not both"
+            ),
+            (Some(url), None) => Ok(Some(RedisTarget::Standalone(url.to_owned()))),
+            (None, Some(urls)) => {
+                let urls: Vec<String> = urls
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|u| !u.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                if let Some(bad) = urls.iter().find(|u| !u.starts_with("redis://")) {
+                    bail!(
+                        "REDIS_CLUSTER_URLS must list redis://host:port seed nodes, \
+                         separated by commas; {bad:?} is not one"
+                    );
+                }
+                if urls.is_empty() {
+                    bail!("REDIS_CLUSTER_URLS lists no node: give redis://host:port seed nodes");
+                }
+                Ok(Some(RedisTarget::Cluster(urls)))
+            }
+            (None, None) => Ok(None),
+        }
     }
 
     /// The plugin directory: configured, or `plugins-dist/` when present.
@@ -610,6 +642,41 @@ mod tests {
             Ok(_) => panic!("{args:?} was accepted"),
             Err(e) => format!("{e:#}"),
         }
+    }
+
+    #[test]
+    fn one_redis_server_or_one_cluster_of_seed_nodes() {
+        let target = |args: &[&str]| config(args).redis_target();
+        assert_eq!(target(&[]).unwrap(), None);
+        assert_eq!(
+            target(&["--redis-url", "redis://r:6379"]).unwrap(),
+            Some(RedisTarget::Standalone("redis://r:6379".into()))
+        );
+        assert_eq!(
+            target(&["--redis-cluster-urls", "redis://a:7000, redis://b:7001,"]).unwrap(),
+            Some(RedisTarget::Cluster(vec![
+                "redis://a:7000".into(),
+                "redis://b:7001".into()
+            ]))
+        );
+        let both = target(&[
+            "--redis-url",
+            "redis://r:6379",
+            "--redis-cluster-urls",
+            "redis://a:7000",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            both.contains("REDIS_URL and REDIS_CLUSTER_URLS are both set"),
+            "{both}"
+        );
+        let bad = target(&["--redis-cluster-urls", "a:7000"])
+            .unwrap_err()
+            .to_string();
+        assert!(bad.contains("\"a:7000\" is not one"), "{bad}");
+        let none = target(&["--redis-cluster-urls", " , "]).unwrap_err().to_string();
+        assert!(none.contains("lists no node"), "{none}");
     }
 
     #[test]

@@ -38,6 +38,16 @@ pub fn redis_url() -> Option<String> {
     env_url("CHAT_TEST_REDIS_URL", "Redis")
 }
 
+/// Seed nodes of a Redis Cluster for tests: `CHAT_TEST_REDIS_CLUSTER_URLS`
+/// (comma-separated; `scripts/redis-cluster.sh start` prints them).
+pub fn redis_cluster_urls() -> Option<Vec<String>> {
+    env_url(
+        "CHAT_TEST_REDIS_CLUSTER_URLS",
+        "a Redis Cluster (scripts/redis-cluster.sh start DIR)",
+    )
+    .map(|urls| urls.split(',').map(str::to_owned).collect())
+}
+
 /// MariaDB/MySQL for tests: `CHAT_TEST_DATABASE_URL`.
 pub fn mysql_url() -> Option<String> {
     env_url("CHAT_TEST_DATABASE_URL", "MariaDB")

@@ -1,6 +1,9 @@
-// Two instances on the same MariaDB + Redis (mysql-redis only): clients on
-// different instances see each other's messages, typing, read receipts and
-// presence; the rate limit, idempotency and offline queue are cluster-wide.
+// Several instances on the same MariaDB + Redis (mysql-redis only), on one
+// Redis server and on a Redis Cluster of the test's own (3 masters + 3
+// replicas, three instances): clients on different instances see each other's
+// messages, typing, read receipts and presence; the rate limit, idempotency,
+// offline queue and plugin changes are cluster-wide; and on the cluster, a
+// master killed mid-traffic loses no acked message.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -8,19 +11,36 @@ import { after, before, describe, it } from 'node:test';
 import { closeAll, newClientMessageId } from './lib/client.mjs';
 import { isMysqlRedis, needsMysqlRedis } from './lib/config.mjs';
 import { cast, newThread, newUser, online, onlineIn, participant } from './lib/fixtures.mjs';
+import { request } from './lib/http.mjs';
+import { assertLedger } from './lib/ledger.mjs';
+import { builtPlugin, editManifest, kvSet, removePlugin, uniquePluginName, uploadPlugin, waitForVersion } from './lib/plugins.mjs';
+import { RedisCluster } from './lib/redis-cluster.mjs';
 import { newSecrets, startServer } from './lib/server.mjs';
 
-describe('two instances', { skip: needsMysqlRedis }, () => {
+const TOPOLOGIES = [
+  { title: 'two instances on one Redis server', instances: 2, cluster: false },
+  { title: 'three instances on a Redis Cluster (3 masters, 3 replicas; REDIS_CLUSTER_URLS)', instances: 3, cluster: true },
+];
+
+for (const topology of TOPOLOGIES) describe(topology.title, { skip: needsMysqlRedis }, () => {
   let s1;
   let s2;
+  let servers = [];
+  let redisCluster;
+  const secrets = newSecrets();
   before(async () => {
     if (!isMysqlRedis) return;
-    const secrets = newSecrets();
-    s1 = await startServer({ label: 'node1', secrets });
-    s2 = await startServer({ label: 'node2', secrets });
+    if (topology.cluster) redisCluster = await RedisCluster.start();
+    servers = await Promise.all(
+      Array.from({ length: topology.instances }, (_, i) =>
+        startServer({ label: `node${i + 1}`, secrets, redisClusterUrls: redisCluster?.urls }),
+      ),
+    );
+    [s1, s2] = [servers[0], servers.at(-1)];
   });
   after(async () => {
-    await Promise.all([s1?.stop(), s2?.stop()]);
+    await Promise.all(servers.map((s) => s.stop()));
+    await redisCluster?.stop();
   });
 
   it('messages cross instances, to every socket of the recipient and to the sender\'s other device', async () => {
@@ -189,4 +209,122 @@ describe('two instances', { skip: needsMysqlRedis }, () => {
       await c.close();
     }
   });
+
+  if (topology.cluster) {
+    it('a message reaches sockets on all three instances, and typing and receipts cross all of them', async () => {
+      const [n1, n2, n3] = servers;
+      const { client, freelancer, admin, thread } = await cast(n1);
+      const c = await onlineIn(n1, client, thread.id, { label: 'client@node1' });
+      const f2 = await onlineIn(n2, freelancer, thread.id, { label: 'freelancer@node2' });
+      const a3 = await onlineIn(n3, admin, thread.id, { label: 'admin@node3' });
+      try {
+        const m = await c.send(thread.id, 'to every instance');
+        for (const s of [f2, a3]) assert.deepEqual(await s.nextMessage(m.id), m);
+        await c.ok('chat:typing', { threadId: thread.id, isTyping: true });
+        for (const s of [f2, a3]) assert.deepEqual(await s.next('chat:typing'), { threadId: thread.id, userId: client.id, isTyping: true });
+        await f2.ok('chat:read', { threadId: thread.id, messageId: m.id });
+        for (const s of [c, a3]) assert.equal((await s.next('chat:read', { where: (d) => d.userId === freelancer.id })).messageId, m.id);
+      } finally {
+        await closeAll(c, f2, a3);
+      }
+    });
+
+    it('a plugin uploaded through one instance decides on the other two within 2 s', async (t) => {
+      const name = uniquePluginName('e2e-cluster-blocklist');
+      const { freelancer, thread } = await cast(s1);
+      const others = servers.slice(1);
+      const fs = await Promise.all(others.map((s, i) => onlineIn(s, freelancer, thread.id, { label: `freelancer@node${i + 2}` })));
+      try {
+        const { wasm } = builtPlugin('blocklist');
+        // Staged disabled first, so every instance has compiled the component
+        // and the polls below measure the announcement, not the compiler.
+        const staged = editManifest('blocklist', { name, enabled: false });
+        assert.equal((await uploadPlugin(s1, name, staged.text, wasm)).status, 200);
+        await kvSet(s1, name, `blocked:${freelancer.id}`, 'cluster-wide');
+        for (const s of others) await waitForVersion(s, name, staged.version, { timeout: 10_000 });
+        const live = editManifest('blocklist', { name });
+        const started = performance.now();
+        assert.equal((await uploadPlugin(s1, name, live.text, wasm)).status, 200);
+        const took = [];
+        for (const f of fs) {
+          for (;;) {
+            const ack = await f.ack('chat:history', { threadId: thread.id, limit: 1 });
+            const ms = Math.round(performance.now() - started);
+            if (ack?.ok === false && ack.error?.code === 'forbidden') {
+              assert.match(ack.error.message, /cluster-wide/);
+              took.push(ms);
+              break;
+            }
+            assert.ok(ms < 2_000, `${f.label}: still allowed ${ms} ms after the upload: ${JSON.stringify(ack)}`);
+            await new Promise((r) => setTimeout(r, 25));
+          }
+        }
+        t.diagnostic(`verdict switched on node2, node3 after ${took.join(', ')} ms`);
+      } finally {
+        await removePlugin(s1, name);
+        await closeAll(...fs);
+      }
+    });
+
+    it('the master serving the Socket.IO adapter\'s channel is killed mid-traffic: its replica takes over, sends answer ok or unavailable within 5 s meanwhile, and every acked message is stored once and delivered', { timeout: 120_000 }, async (t) => {
+      // Six senders (each under the rate limit of 25 a minute), one per instance
+      // and user pair, and the recipient on every instance.
+      const users = await Promise.all(Array.from({ length: 6 }, () => newUser(s1, { role: 'client' })));
+      const recipient = await newUser(s1, { role: 'freelancer' });
+      const thread = await newThread(s1, [...users, recipient]);
+      const senders = await Promise.all(users.map((u, i) => online(servers[i % 3], u, { label: `sender${i}@node${(i % 3) + 1}` })));
+      const live = await Promise.all(servers.map((s, i) => onlineIn(s, recipient, thread.id, { label: `recipient@node${i + 1}` })));
+      const victim = await redisCluster.masterOf('chat:socket.io-request#/#');
+      const acked = [];
+      const answers = []; // { code, ms, at }
+      let stop = false;
+      const sendLoop = async (sender, n) => {
+        for (let i = 0; !stop && i < 20; i++) {
+          const payload = { threadId: thread.id, body: `${sender.label} #${i}`, clientMessageId: newClientMessageId() };
+          // Retried with the same key until acked, as a client does.
+          for (;;) {
+            const at = Date.now();
+            const res = await sender.ack('chat:send-message', payload, 15_000);
+            const ms = Date.now() - at;
+            answers.push({ code: res.ok ? 'ok' : res.error?.code, ms, at });
+            assert.ok(ms <= 5_000, `${sender.label}: an answer took ${ms} ms`);
+            if (res.ok) {
+              acked.push(res.message);
+              break;
+            }
+            assert.equal(res.error.code, 'unavailable', `${sender.label}: ${JSON.stringify(res)}`);
+            await new Promise((r) => setTimeout(r, 100));
+          }
+          // Traffic pacing (about 3 sends a second per sender), not a synchronisation.
+          await new Promise((r) => setTimeout(r, 300 + n * 10));
+        }
+      };
+      const traffic = senders.map((s, n) => sendLoop(s, n));
+      // Some traffic before the fault: the first acked messages.
+      while (acked.length < 6) await new Promise((r) => setTimeout(r, 20));
+      const killedAt = Date.now();
+      redisCluster.kill(victim);
+      await redisCluster.waitFailover(victim);
+      const recoveredAt = Date.now();
+      // Traffic after the failover, then the end of it.
+      const after = acked.length;
+      while (acked.length < after + 6) await new Promise((r) => setTimeout(r, 20));
+      stop = true;
+      await Promise.all(traffic);
+
+      const failed = answers.filter((a) => a.code !== 'ok');
+      const window = failed.length ? `${Math.max(...failed.map((a) => a.at + a.ms)) - Math.min(...failed.map((a) => a.at))} ms` : 'none';
+      t.diagnostic(`master ${victim} killed; cluster ok again after ${recoveredAt - killedAt} ms; ${answers.length} answers, ${failed.length} unavailable (window ${window}); ${acked.length} acked`);
+      for (const s of servers) {
+        const ready = await request(s, 'GET', '/readyz', { token: null });
+        assert.equal(ready.status, 200, `${s.label} /readyz after the failover: ${ready.text}`);
+      }
+
+      // What live delivery missed during the failover comes on reconnect.
+      await closeAll(...live);
+      const back = await online(servers[0], recipient, { label: 'recipient-back@node1' });
+      await assertLedger(s1, thread.id, { acked, received: { [recipient.id]: [...live, back] } });
+      await closeAll(back, ...senders);
+    });
+  }
 });

@@ -296,9 +296,8 @@ impl ChatService {
             }
             let locked = self.presence.lock_all().await;
             let users: Vec<(String, i64)> = locked.iter().map(|(u, n)| (u.clone(), **n)).collect();
-            if !users.is_empty()
-                && let Err(e) = self.state.presence_refresh(&users, PRESENCE_TTL).await
-            {
+            // With no user too: the refresh marks this instance live.
+            if let Err(e) = self.state.presence_refresh(&users, PRESENCE_TTL).await {
                 tracing::warn!(error = %e, "presence refresh failed");
             }
             drop(locked);

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::memory::MemoryState;
-use super::redis::{RedisKeys, RedisState};
+use super::redis::{RedisKeys, RedisState, RedisTarget};
 use super::{
     KvPage, KvValue, OFFLINE_QUEUE_MAX, OfflineQueues, PluginChanges, PluginKv, Presence,
     RateDecision, RateLimits, StateStore, ThreadCache, Typing,
 };
 use crate::state::EventStream;
-use crate::testing::{redis_url, unique};
+use crate::testing::{redis_cluster_urls, redis_url, unique};
 
 /// A backend under test.
 struct Backend {
@@ -27,36 +27,55 @@ async fn memory() -> Option<Backend> {
     })
 }
 
+/// The Redis server of the tests (`CHAT_TEST_REDIS_URL`).
+fn server() -> Option<RedisTarget> {
+    redis_url().map(RedisTarget::Standalone)
+}
+
+/// The Redis Cluster of the tests (`CHAT_TEST_REDIS_CLUSTER_URLS`).
+fn cluster() -> Option<RedisTarget> {
+    redis_cluster_urls().map(RedisTarget::Cluster)
+}
+
+/// The server, then the cluster: the targets of the Redis-only cases.
+fn targets() -> Vec<RedisTarget> {
+    server().into_iter().chain(cluster()).collect()
+}
+
 /// The Redis of the tests, under `keys`.
-async fn redis_state(url: &str, keys: RedisKeys) -> RedisState {
-    RedisState::connect(url, keys, TIMEOUT)
+async fn redis_state(target: &RedisTarget, keys: RedisKeys) -> RedisState {
+    let state = RedisState::connect(target, keys, TIMEOUT)
         .await
-        .unwrap_or_else(|e| panic!("Redis at {url} does not answer: {e}"))
+        .unwrap_or_else(|e| panic!("{target:?} does not answer: {e:#}"));
+    state
+        .ping()
+        .await
+        .unwrap_or_else(|e| panic!("{target:?} does not answer: {e:#}"));
+    state
 }
 
 async fn redis() -> Option<Backend> {
-    redis_under(RedisKeys::default()).await
+    redis_on(server()?, RedisKeys::default()).await
 }
 
 /// Redis under a prefix of the test's own, so nothing depends on the default one.
 async fn redis_prefixed() -> Option<Backend> {
-    redis_under(RedisKeys::new(&unique("prefixed")).unwrap()).await
+    redis_on(server()?, RedisKeys::new(&unique("prefixed")).unwrap()).await
 }
 
-async fn redis_under(keys: RedisKeys) -> Option<Backend> {
-    let url = redis_url()?;
-    let redis = redis_state(&url, keys).await;
-    redis
-        .ping()
-        .await
-        .unwrap_or_else(|e| panic!("Redis at {url} does not answer: {e}"));
-    redis
-        .ping()
-        .await
-        .unwrap_or_else(|e| panic!("Redis at {url} does not answer: {e}"));
+/// A Redis Cluster: every multi-key script and transaction on one slot.
+async fn redis_cluster() -> Option<Backend> {
+    redis_on(cluster()?, RedisKeys::new(&unique("cluster")).unwrap()).await
+}
+
+async fn redis_on(target: RedisTarget, keys: RedisKeys) -> Option<Backend> {
     Some(Backend {
-        name: "redis",
-        state: Arc::new(redis),
+        name: if target.is_cluster() {
+            "redis cluster"
+        } else {
+            "redis"
+        },
+        state: Arc::new(redis_state(&target, keys).await),
     })
 }
 
@@ -284,38 +303,72 @@ async fn events_reach_the_stream() {
     assert_eq!(memory.recent_events(1), vec![entry.clone()]);
     assert_eq!(memory.events_len().await.unwrap(), 1);
 
-    let Some(url) = redis_url() else {
-        return;
-    };
-    let redis = redis_state(&url, RedisKeys::default()).await;
+    for target in targets() {
+        events_reach_the_stream_on(&target, &entry, &marker).await;
+    }
+}
+
+/// XREVRANGE of every stream key under `keys`, as text.
+async fn stream_text(state: &RedisState) -> String {
+    let (mut conn, keys) = state.raw();
+    let mut text = String::new();
+    for stream in keys.event_streams() {
+        let entries: ::redis::Value = ::redis::cmd("XREVRANGE")
+            .arg(&stream)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(50)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        text.push_str(&format!("{stream}: {entries:?}\n"));
+    }
+    text
+}
+
+/// Deletes every stream key under `state`'s prefix.
+async fn drop_streams(state: &RedisState) {
+    let (mut conn, keys) = state.raw();
+    for stream in keys.event_streams() {
+        ::redis::cmd("DEL")
+            .arg(stream)
+            .query_async::<()>(&mut conn)
+            .await
+            .unwrap();
+    }
+}
+
+async fn events_reach_the_stream_on(target: &RedisTarget, entry: &super::StreamEntry, marker: &str) {
+    let redis = redis_state(target, RedisKeys::default()).await;
     redis
-        .append_events(std::slice::from_ref(&entry))
+        .append_events(std::slice::from_ref(entry))
         .await
         .unwrap();
-    let client = ::redis::Client::open(url.as_str()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let last: ::redis::Value = ::redis::cmd("XREVRANGE")
-        .arg("chat:logs:events") // the contract's name, under the default prefix
-        .arg("+")
-        .arg("-")
-        .arg("COUNT")
-        .arg(50)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert!(
-        format!("{last:?}").contains(&marker),
-        "stream lacks the entry: {last:?}"
-    );
+    let text = stream_text(&redis).await;
+    let landed: Vec<&str> = text.lines().filter(|l| l.contains(marker)).collect();
+    assert_eq!(landed.len(), 1, "{target:?}: one stream holds the entry: {text}");
+    if !target.is_cluster() {
+        // The contract's name, under the default prefix.
+        assert!(landed[0].starts_with("chat:logs:events: "), "{text}");
+    }
     let prefix = unique("evlen");
-    let own = redis_state(&url, RedisKeys::new(&prefix).unwrap()).await;
-    own.append_events(&[entry.clone(), entry]).await.unwrap();
-    assert_eq!(own.events_len().await.unwrap(), 2, "the stream's length");
-    ::redis::cmd("DEL")
-        .arg(format!("{prefix}:logs:events"))
-        .query_async::<()>(&mut conn)
-        .await
-        .unwrap();
+    let own = redis_state(target, RedisKeys::new(&prefix).unwrap()).await;
+    // Entries about many threads: on a cluster, spread over the shards.
+    let entries: Vec<super::StreamEntry> = (0..40)
+        .map(|i| super::StreamEntry {
+            kind: "message_sent".into(),
+            fields: vec![("threadId".into(), format!("t{i}"))],
+        })
+        .collect();
+    own.append_events(&entries).await.unwrap();
+    assert_eq!(own.events_len().await.unwrap(), 40, "{target:?}: the streams' length");
+    if target.is_cluster() {
+        let text = stream_text(&own).await;
+        let shards = text.lines().filter(|l| l.contains("t1")).count();
+        assert!(shards > 1, "entries of 40 threads in more than one shard: {text}");
+    }
+    drop_streams(&own).await;
 }
 
 async fn plugin_kv_is_namespaced_and_counts_with_ttl(backend: Backend) {
@@ -452,7 +505,7 @@ async fn plugin_kv_lists_by_prefix_in_pages(backend: Backend) {
 }
 
 crate::testing::per_backend! {
-    backends: [memory, redis, redis_prefixed],
+    backends: [memory, redis, redis_prefixed, redis_cluster],
     cases: [
         presence_counts_connections_across_devices,
         presence_expires_without_refresh_and_refresh_restores_it,
@@ -472,18 +525,19 @@ crate::testing::per_backend! {
 /// lost presence record comes back with every instance's own count.
 #[tokio::test]
 async fn redis_presence_outlives_a_crashed_instance_and_a_lost_record() {
-    let Some(url) = redis_url() else {
-        return;
-    };
-    // The scripts build per-user keys from prefixes: the default one and another.
-    for prefix in ["chat".to_owned(), unique("prefixed")] {
-        presence_outlives_a_crashed_instance_and_a_lost_record(&url, &prefix).await;
+    for target in targets() {
+        for prefix in ["chat".to_owned(), unique("prefixed")] {
+            presence_outlives_a_crashed_instance_and_a_lost_record(&target, &prefix).await;
+        }
     }
 }
 
-async fn presence_outlives_a_crashed_instance_and_a_lost_record(url: &str, prefix: &str) {
+async fn presence_outlives_a_crashed_instance_and_a_lost_record(
+    target: &RedisTarget,
+    prefix: &str,
+) {
     let stale = Duration::from_millis(300);
-    let base = redis_state(url, RedisKeys::new(prefix).unwrap()).await;
+    let base = redis_state(target, RedisKeys::new(prefix).unwrap()).await;
     let (a, b) = (base.other_instance(stale), base.other_instance(stale));
     let (u, v, w) = (unique("u"), unique("v"), unique("w"));
     assert_eq!(a.presence_set(&u, 1, TTL).await.unwrap(), 1);
@@ -539,13 +593,9 @@ async fn presence_outlives_a_crashed_instance_and_a_lost_record(url: &str, prefi
     let d = base.other_instance(Duration::from_secs(30));
     c.presence_set(&w, 2, TTL).await.unwrap();
     d.presence_set(&w, 1, TTL).await.unwrap();
-    let mut conn = ::redis::Client::open(url)
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let (mut conn, keys) = base.raw();
     ::redis::cmd("DEL")
-        .arg(format!("{prefix}:presence:{w}"))
+        .arg(keys.presence(&w))
         .query_async::<()>(&mut conn)
         .await
         .unwrap();
@@ -579,15 +629,18 @@ async fn presence_outlives_a_crashed_instance_and_a_lost_record(url: &str, prefi
 /// sees all of the first's.
 #[tokio::test]
 async fn redis_prefixes_isolate_deployments() {
+    for target in targets() {
+        prefixes_isolate_deployments(&target).await;
+    }
+}
+
+async fn prefixes_isolate_deployments(target: &RedisTarget) {
     use tokio::sync::mpsc::UnboundedReceiver;
     use tokio::time::timeout;
-    let Some(url) = redis_url() else {
-        return;
-    };
     let (px, py) = (unique("x"), unique("y"));
-    let x = redis_state(&url, RedisKeys::new(&px).unwrap()).await;
-    let y = redis_state(&url, RedisKeys::new(&py).unwrap()).await;
-    let x_too = redis_state(&url, RedisKeys::new(&px).unwrap()).await;
+    let x = redis_state(target, RedisKeys::new(&px).unwrap()).await;
+    let y = redis_state(target, RedisKeys::new(&py).unwrap()).await;
+    let x_too = redis_state(target, RedisKeys::new(&px).unwrap()).await;
     let (u, t, p) = (unique("u"), unique("t"), unique("p"));
 
     let mut x_changes = x_too.plugin_changes();
@@ -687,26 +740,12 @@ async fn redis_prefixes_isolate_deployments() {
     }])
     .await
     .unwrap();
-    let mut conn = ::redis::Client::open(url)
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let len = |key: String| {
-        let mut conn = conn.clone();
-        async move {
-            ::redis::cmd("XLEN")
-                .arg(key)
-                .query_async::<i64>(&mut conn)
-                .await
-                .unwrap()
-        }
-    };
-    assert_eq!(len(format!("{px}:logs:events")).await, 1);
-    assert_eq!(len(format!("{py}:logs:events")).await, 0);
-    let _: () = ::redis::cmd("DEL")
-        .arg(format!("{px}:logs:events"))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let (x_text, y_text) = (stream_text(&x).await, stream_text(&y).await);
+    assert!(x_text.contains(&marker), "{x_text}");
+    assert!(
+        x_text.lines().all(|l| l.starts_with(&format!("{px}:logs:events"))),
+        "{x_text}"
+    );
+    assert!(!y_text.contains(&marker), "{y_text}");
+    drop_streams(&x).await;
 }

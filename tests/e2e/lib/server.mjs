@@ -117,6 +117,8 @@ export class ChatServer {
  * @param {{jwtSecret:string, serviceToken:string, auditKey?:string|null}} [opts.secrets]  shared by a cluster
  * @param {string} [opts.databaseUrl]  mysql-redis: another DATABASE_URL (e.g. through a proxy)
  * @param {string} [opts.redisUrl]     mysql-redis: another REDIS_URL (e.g. through a proxy)
+ * @param {string} [opts.redisClusterUrls] mysql-redis: a Redis Cluster's seed nodes
+ *   (REDIS_CLUSTER_URLS) instead of REDIS_URL
  * @param {string} [opts.dataDir]      embedded: reuse this data directory (a restart); kept on stop
  * @param {string} [opts.label]        name in logs and failure messages
  * @returns {Promise<ChatServer>}
@@ -148,7 +150,8 @@ export async function startServer(opts = {}) {
     env.CHAT_DATA_DIR = dataDir;
   } else {
     env.DATABASE_URL = opts.databaseUrl ?? defaultDatabaseUrl;
-    env.REDIS_URL = opts.redisUrl ?? defaultRedisUrl;
+    if (opts.redisClusterUrls) env.REDIS_CLUSTER_URLS = opts.redisClusterUrls;
+    else env.REDIS_URL = opts.redisUrl ?? defaultRedisUrl;
   }
   Object.assign(env, opts.env ?? {});
 

@@ -1,0 +1,109 @@
+// A Redis Cluster of the test's own (3 masters, 3 replicas on free loopback
+// ports), started by scripts/redis-cluster.sh, that a test can take a master
+// of down (SIGKILL) to make its replica take over.
+
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const script = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'scripts', 'redis-cluster.sh');
+
+export class RedisCluster {
+  /** Starts a cluster in a temporary directory; resolves once every slot is served. */
+  static async start() {
+    const dir = mkdtempSync(join(tmpdir(), 'chat-e2e-cluster-'));
+    try {
+      const { stdout } = await run('bash', [script, 'start', dir], { timeout: 60_000 });
+      return new RedisCluster(dir, stdout.trim().split('\n').pop());
+    } catch (e) {
+      rmSync(dir, { recursive: true, force: true });
+      throw new Error(`starting a Redis Cluster: ${e.stderr || e.message}`);
+    }
+  }
+
+  constructor(dir, urls) {
+    this.dir = dir;
+    /** `redis://127.0.0.1:P,...`: the REDIS_CLUSTER_URLS of the servers. */
+    this.urls = urls;
+    this.ports = urls.split(',').map((u) => Number(new URL(u).port));
+  }
+
+  /** `redis-cli -p port args...`, resolving to its output. */
+  async cli(port, ...args) {
+    const { stdout } = await run('redis-cli', ['-p', String(port), ...args], { timeout: 10_000 });
+    return stdout;
+  }
+
+  /** The nodes as `CLUSTER NODES` of a live node lists them: `{ port, master, failed }`. */
+  async nodes() {
+    for (const port of this.ports) {
+      let text;
+      try {
+        text = await this.cli(port, 'cluster', 'nodes');
+      } catch {
+        continue;
+      }
+      if (!text.trim()) continue;
+      return text.trim().split('\n').map((line) => {
+        const [, addr, flags] = line.split(' ');
+        return { port: Number(addr.split('@')[0].split(':')[1]), master: flags.includes('master'), failed: flags.includes('fail') };
+      });
+    }
+    throw new Error('no node of the cluster answers');
+  }
+
+  /** The port of the master that serves `key`'s slot. */
+  async masterOf(key) {
+    const slot = Number((await this.cli(this.ports[0], 'cluster', 'keyslot', key)).trim());
+    const text = await this.cli(this.ports[0], 'cluster', 'nodes');
+    for (const line of text.trim().split('\n')) {
+      const fields = line.split(' ');
+      if (!fields[2].includes('master')) continue;
+      for (const range of fields.slice(8)) {
+        const [from, to = from] = range.split('-').map(Number);
+        if (slot >= from && slot <= to) return Number(fields[1].split('@')[0].split(':')[1]);
+      }
+    }
+    throw new Error(`no master serves slot ${slot} (${key})`);
+  }
+
+  /** SIGKILLs the node on `port` (by the pid its pidfile names). */
+  kill(port) {
+    const pid = Number(readFileSync(join(this.dir, `node-${port}.pid`), 'utf8'));
+    process.kill(pid, 'SIGKILL');
+  }
+
+  /**
+   * Resolves once the cluster flags the node on `port` as failed and a live node
+   * reports every slot served again (its replica took over), or rejects after
+   * `timeout` ms.
+   */
+  async waitFailover(port, timeout = 30_000) {
+    const deadline = Date.now() + timeout;
+    let last = '';
+    while (Date.now() < deadline) {
+      const gone = (await this.nodes().catch(() => [])).some((n) => n.port === port && n.failed);
+      for (const p of this.ports.filter((p) => p !== port)) {
+        try {
+          last = await this.cli(p, 'cluster', 'info');
+          if (gone && /^cluster_state:ok/m.test(last)) return;
+          break;
+        } catch {
+          // a dead node: ask the next
+        }
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`no replica took over from ${port} within ${timeout} ms: ${last}`);
+  }
+
+  /** Stops every node and removes the directory. */
+  async stop() {
+    await run('bash', [script, 'stop', this.dir], { timeout: 30_000 }).catch(() => {});
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
