@@ -5,6 +5,9 @@
 #   scripts/redis-cluster.sh start DIR   starts it; prints the seed URLs
 #                                        (redis://127.0.0.1:P,...), also in DIR/urls
 #   scripts/redis-cluster.sh stop DIR    stops the nodes started in DIR (by pid)
+#   scripts/redis-cluster.sh restart DIR PORT
+#                                        starts the node of PORT again (after a
+#                                        test killed it), with its cluster state
 #
 # A replica takes over from a dead master after --cluster-node-timeout
 # (CHAT_CLUSTER_NODE_TIMEOUT_MS, default 2000) and a few seconds of election.
@@ -12,7 +15,8 @@ set -euo pipefail
 
 cmd=${1:-}
 dir=${2:-}
-[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: $0 start|stop DIR" >&2; exit 2; }
+usage() { echo "usage: $0 start|stop DIR, or $0 restart DIR PORT" >&2; exit 2; }
+[ -n "$cmd" ] && [ -n "$dir" ] || usage
 
 stop() {
   local pidfile pid
@@ -26,10 +30,23 @@ stop() {
   done
 }
 
+# One node, daemonized; its cluster state lives in DIR/nodes-PORT.conf.
+start_node() {
+  redis-server --port "$1" --bind 127.0.0.1 --protected-mode no \
+    --cluster-enabled yes --cluster-config-file "$dir/nodes-$1.conf" \
+    --cluster-node-timeout "${CHAT_CLUSTER_NODE_TIMEOUT_MS:-2000}" \
+    --save '' --appendonly no --dir "$dir" \
+    --daemonize yes --pidfile "$dir/node-$1.pid" --logfile "$dir/node-$1.log"
+  for _ in $(seq 100); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "redis-server on $1 did not start: $(tail -5 "$dir/node-$1.log")" >&2
+  return 1
+}
+
 case "$cmd" in
   stop) stop; exit 0 ;;
+  restart) [ -n "${3:-}" ] || usage; dir=$(cd "$dir" && pwd); start_node "$3"; exit 0 ;;
   start) ;;
-  *) echo "usage: $0 start|stop DIR" >&2; exit 2 ;;
+  *) usage ;;
 esac
 
 command -v redis-server >/dev/null && command -v redis-cli >/dev/null || {
@@ -59,16 +76,7 @@ print("\n".join(map(str, found)))
 EOF
 )
 
-for port in "${ports[@]}"; do
-  redis-server --port "$port" --bind 127.0.0.1 --protected-mode no \
-    --cluster-enabled yes --cluster-config-file "$dir/nodes-$port.conf" \
-    --cluster-node-timeout "${CHAT_CLUSTER_NODE_TIMEOUT_MS:-2000}" \
-    --save '' --appendonly no --dir "$dir" \
-    --daemonize yes --pidfile "$dir/node-$port.pid" --logfile "$dir/node-$port.log"
-done
-for port in "${ports[@]}"; do
-  for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
-done
+for port in "${ports[@]}"; do start_node "$port"; done
 
 addrs=()
 for port in "${ports[@]}"; do addrs+=("127.0.0.1:$port"); done

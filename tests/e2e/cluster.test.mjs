@@ -6,15 +6,17 @@
 // master killed mid-traffic loses no acked message.
 
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 
 import { closeAll, newClientMessageId } from './lib/client.mjs';
-import { isMysqlRedis, needsMysqlRedis } from './lib/config.mjs';
-import { cast, newThread, newUser, online, onlineIn, participant } from './lib/fixtures.mjs';
+import { databaseUrl, hostBinary, isMysqlRedis, needsMysqlRedis, redisUrl } from './lib/config.mjs';
+import { cast, eventually, newThread, newUser, online, onlineIn, participant } from './lib/fixtures.mjs';
 import { request } from './lib/http.mjs';
 import { assertLedger } from './lib/ledger.mjs';
 import { builtPlugin, editManifest, kvSet, removePlugin, uniquePluginName, uploadPlugin, waitForVersion } from './lib/plugins.mjs';
 import { RedisCluster } from './lib/redis-cluster.mjs';
+import { freePort } from './lib/redis-server.mjs';
 import { newSecrets, startServer } from './lib/server.mjs';
 
 const TOPOLOGIES = [
@@ -264,6 +266,70 @@ for (const topology of TOPOLOGIES) describe(topology.title, { skip: needsMysqlRe
         await removePlugin(s1, name);
         await closeAll(...fs);
       }
+    });
+
+    it('seed nodes: an unreachable one is passed over; none reachable, or REDIS_URL beside REDIS_CLUSTER_URLS, is refused at start with a clear message', async () => {
+      const dead = `redis://127.0.0.1:${await freePort()}`;
+      const s = await startServer({ label: 'dead-seed-first', secrets, redisClusterUrls: `${dead},${redisCluster.urls}` });
+      try {
+        assert.equal((await request(s, 'GET', '/readyz', { token: null })).status, 200);
+        const { client, freelancer, thread } = await cast(s);
+        const c = await online(s, client);
+        const f = await onlineIn(servers[1], freelancer, thread.id);
+        const m = await c.send(thread.id, 'through a server whose first seed is down');
+        assert.deepEqual(await f.nextMessage(m.id), m);
+        await closeAll(c, f);
+      } finally {
+        await s.stop();
+      }
+      const refused = (env) =>
+        spawnSync(hostBinary(), [], {
+          env: {
+            PATH: process.env.PATH,
+            CHAT_LISTEN: '127.0.0.1:0',
+            DATABASE_URL: databaseUrl,
+            CHAT_JWT_SECRET: secrets.jwtSecret,
+            CHAT_SERVICE_TOKEN: secrets.serviceToken,
+            ...env,
+          },
+          encoding: 'utf8',
+          timeout: 30_000,
+        });
+      let run = refused({ REDIS_CLUSTER_URLS: dead });
+      assert.notEqual(run.status, 0, `no seed answers: exited ${run.status}\n${run.stdout}`);
+      assert.match(run.stderr, /connecting to redis cluster redis:\/\/127\.0\.0\.1:\d+/, run.stderr);
+      assert.doesNotMatch(run.stdout, /listening on/, 'it never served');
+      run = refused({ REDIS_CLUSTER_URLS: redisCluster.urls, REDIS_URL: redisUrl });
+      assert.notEqual(run.status, 0);
+      assert.match(run.stderr, /REDIS_URL and REDIS_CLUSTER_URLS are both set/, run.stderr);
+    });
+
+    it('/readyz answers 503 with the reason while slots have no master, and 200 once they are served again', { timeout: 60_000 }, async () => {
+      const nodes = await redisCluster.nodes();
+      const master = nodes.find((n) => n.master && !n.failed && nodes.some((r) => r.masterId === n.id && !r.failed));
+      const replica = nodes.find((r) => r.masterId === master.id);
+      // The replica first, so nothing takes over from the master.
+      redisCluster.kill(replica.port);
+      redisCluster.kill(master.port);
+      const readyz = () => request(s1, 'GET', '/readyz', { token: null });
+      await eventually(async () => {
+        const r = await readyz();
+        return r.status === 503 && /Redis Cluster state is fail: \d+ of 16384 slots served/.test(r.json.errors?.state ?? '');
+      }, { timeout: 20_000, interval: 200, what: '/readyz names the uncovered slots' });
+      const down = await readyz();
+      assert.equal(down.json.state, 'unavailable');
+      assert.equal(down.json.database, 'ok');
+      await redisCluster.restart(master.port);
+      await redisCluster.restart(replica.port);
+      // Until the nodes agree again: five probes in a row (each asks a random node) pass.
+      const agreed = async () => {
+        for (let i = 0; i < 5; i++) {
+          const r = await readyz();
+          if (r.status !== 200 || r.json.errors !== undefined) return false;
+        }
+        return true;
+      };
+      await eventually(agreed, { timeout: 30_000, interval: 200, what: '/readyz back to 200 on every node' });
     });
 
     it('the master serving the Socket.IO adapter\'s channel is killed mid-traffic: its replica takes over, sends answer ok or unavailable within 5 s meanwhile, and every acked message is stored once and delivered', { timeout: 120_000 }, async (t) => {

@@ -171,13 +171,14 @@ pub struct ChatService {
     deadline: Duration,
 }
 
-/// Whether each backend answered a readiness probe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Whether each backend answered a readiness probe, and if not, why.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Readiness {
-    /// The durable store answered.
-    pub database: bool,
-    /// The realtime state store answered.
-    pub state: bool,
+    /// The durable store answered, or the reason it did not.
+    pub database: Result<(), String>,
+    /// The realtime state store answered, or the reason it did not (e.g. a
+    /// Redis Cluster with slots no master serves).
+    pub state: Result<(), String>,
 }
 
 impl ChatService {
@@ -279,9 +280,13 @@ impl ChatService {
             tokio::time::timeout(timeout, self.store.ping()),
             tokio::time::timeout(timeout, self.state.ping())
         );
+        let reason = |probe: Result<Result<(), String>, _>| match probe {
+            Ok(answer) => answer,
+            Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
+        };
         Readiness {
-            database: matches!(db, Ok(Ok(()))),
-            state: matches!(state, Ok(Ok(()))),
+            database: reason(db.map(|r| r.map_err(|e| e.to_string()))),
+            state: reason(state.map(|r| r.map_err(|e| e.to_string()))),
         }
     }
 

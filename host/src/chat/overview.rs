@@ -56,8 +56,8 @@ impl ChatService {
         Overview {
             sockets,
             users,
-            database: ready.database,
-            state: ready.state,
+            database: ready.database.is_ok(),
+            state: ready.state.is_ok(),
             stream_length: length.ok().and_then(Result::ok),
             instances,
         }

@@ -38,7 +38,7 @@ export class RedisCluster {
     return stdout;
   }
 
-  /** The nodes as `CLUSTER NODES` of a live node lists them: `{ port, master, failed }`. */
+  /** The nodes as `CLUSTER NODES` of a live node lists them: `{ id, port, master, masterId, failed }`. */
   async nodes() {
     for (const port of this.ports) {
       let text;
@@ -49,8 +49,14 @@ export class RedisCluster {
       }
       if (!text.trim()) continue;
       return text.trim().split('\n').map((line) => {
-        const [, addr, flags] = line.split(' ');
-        return { port: Number(addr.split('@')[0].split(':')[1]), master: flags.includes('master'), failed: flags.includes('fail') };
+        const [id, addr, flags, masterId] = line.split(' ');
+        return {
+          id,
+          port: Number(addr.split('@')[0].split(':')[1]),
+          master: flags.includes('master'),
+          masterId: masterId === '-' ? null : masterId,
+          failed: flags.split(',').includes('fail'),
+        };
       });
     }
     throw new Error('no node of the cluster answers');
@@ -75,6 +81,11 @@ export class RedisCluster {
   kill(port) {
     const pid = Number(readFileSync(join(this.dir, `node-${port}.pid`), 'utf8'));
     process.kill(pid, 'SIGKILL');
+  }
+
+  /** Starts the node of `port` again, with the cluster state it had. */
+  async restart(port) {
+    await run('bash', [script, 'restart', this.dir, String(port)], { timeout: 30_000 });
   }
 
   /**

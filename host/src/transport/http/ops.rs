@@ -27,18 +27,30 @@ async fn healthz() -> Json<serde_json::Value> {
 
 async fn readyz(State(ctx): State<HttpContext>) -> impl IntoResponse {
     let ready = ctx.chat.readiness(PROBE_TIMEOUT).await;
-    let (db_ok, state_ok) = (ready.database, ready.state);
     let draining = ctx.draining.is_cancelled();
-    let status = if db_ok && state_ok && !draining {
+    let status = if ready.database.is_ok() && ready.state.is_ok() && !draining {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let word = |ok: bool| if ok { "ok" } else { "unavailable" };
-    (
-        status,
-        Json(json!({ "database": word(db_ok), "state": word(state_ok), "draining": draining })),
-    )
+    let word = |probe: &Result<(), String>| if probe.is_ok() { "ok" } else { "unavailable" };
+    let mut body = json!({
+        "database": word(&ready.database),
+        "state": word(&ready.state),
+        "draining": draining,
+    });
+    // Why a backend is unavailable, for whoever reads the probe.
+    let errors: serde_json::Map<String, serde_json::Value> = [
+        ("database", &ready.database),
+        ("state", &ready.state),
+    ]
+    .into_iter()
+    .filter_map(|(name, probe)| Some((name.to_owned(), probe.clone().err()?.into())))
+    .collect();
+    if !errors.is_empty() {
+        body["errors"] = errors.into();
+    }
+    (status, Json(body))
 }
 
 async fn metrics(State(ctx): State<HttpContext>) -> impl IntoResponse {
