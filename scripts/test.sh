@@ -99,7 +99,17 @@ step "build"
 cargo build -p chat-host --locked
 export CHAT_HOST_BIN="$CARGO_TARGET_DIR/debug/chat-host"
 
-step "unit, conformance and plugin runtime tests (SQLite, MariaDB, memory, Redis)"
+# The state store's conformance suite runs on a Redis Cluster too: one of this
+# run's own (3 masters, 3 replicas on free ports), unless one is given.
+if [ -z "${CHAT_TEST_REDIS_CLUSTER_URLS:-}" ]; then
+  step "Redis Cluster for the unit tests (scripts/redis-cluster.sh)"
+  cluster_dir=$(mktemp -d "${TMPDIR:-/tmp}/chat-test-cluster.XXXXXX")
+  trap 'bash scripts/redis-cluster.sh stop "$cluster_dir"; rm -rf "$cluster_dir"' EXIT
+  CHAT_TEST_REDIS_CLUSTER_URLS=$(bash scripts/redis-cluster.sh start "$cluster_dir")
+  export CHAT_TEST_REDIS_CLUSTER_URLS
+fi
+
+step "unit, conformance and plugin runtime tests (SQLite, MariaDB, memory, Redis, Redis Cluster)"
 cargo test --workspace --locked
 
 for backend in embedded mysql-redis; do

@@ -10,7 +10,32 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use rand::distr::{Alphanumeric, SampleString};
 
-use crate::state::redis::RedisTarget;
+/// Where the shared state lives: `REDIS_URL` or `REDIS_CLUSTER_URLS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisTarget {
+    /// One Redis server (`redis://host:port`).
+    Standalone(String),
+    /// Seed nodes of a Redis Cluster; any one that answers gives the slot map.
+    Cluster(Vec<String>),
+}
+
+impl RedisTarget {
+    /// True for a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Self::Cluster(_))
+    }
+
+    /// The URL or URLs, for logs, with `redact` applied to each (passwords).
+    pub fn describe(&self, redact: impl Fn(&str) -> String) -> String {
+        match self {
+            Self::Standalone(url) => format!("redis {}", redact(url)),
+            Self::Cluster(urls) => {
+                let urls: Vec<String> = urls.iter().map(|u| redact(u)).collect();
+                format!("redis cluster {}", urls.join(","))
+            }
+        }
+    }
+}
 
 /// Every setting of the server. Each flag also reads the environment variable named in its help.
 #[derive(Debug, Clone, Parser)]
@@ -471,7 +496,10 @@ impl Config {
     /// The Redis server or cluster of the shared state store, if one is
     /// configured; refused when both `REDIS_URL` and `REDIS_CLUSTER_URLS` are set.
     pub fn redis_target(&self) -> anyhow::Result<Option<RedisTarget>> {
-        match (non_empty(&self.redis_url), non_empty(&self.redis_cluster_urls)) {
+        match (
+            non_empty(&self.redis_url),
+            non_empty(&self.redis_cluster_urls),
+        ) {
             (Some(_), Some(_)) => bail!(
                 "REDIS_URL and REDIS_CLUSTER_URLS are both set: set REDIS_URL for one \
                  Redis server or REDIS_CLUSTER_URLS for a Redis Cluster, not both"
@@ -675,7 +703,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(bad.contains("\"a:7000\" is not one"), "{bad}");
-        let none = target(&["--redis-cluster-urls", " , "]).unwrap_err().to_string();
+        let none = target(&["--redis-cluster-urls", " , "])
+            .unwrap_err()
+            .to_string();
         assert!(none.contains("lists no node"), "{none}");
     }
 

@@ -110,7 +110,7 @@ describe('chat:presence', () => {
     }
   });
 
-  it('Redis holds chat:presence:<user> (instance -> count) with a TTL while connected', { skip: needsMysqlRedis }, async () => {
+  it('Redis holds chat:presence:<user> (instance -> "<count>@<ms>", the count and when it was written) with a TTL while connected', { skip: needsMysqlRedis }, async () => {
     const { client, freelancer, thread } = await cast(server);
     const redis = isMysqlRedis ? await openRedis() : null;
     const watcher = await onlineIn(server, client, thread.id);
@@ -120,9 +120,11 @@ describe('chat:presence', () => {
     try {
       f1 = await online(server, freelancer);
       f2 = await online(server, freelancer);
-      const total = async () => Object.values(await redis.hGetAll(key)).reduce((n, c) => n + Number(c), 0);
-      await eventually(async () => (await total()) === 2, { what: `${key} counts 2 connections` });
-      assert.equal(Object.keys(await redis.hGetAll(key)).length, 1, 'both on this one instance');
+      const fields = async () => Object.values(await redis.hGetAll(key)).map((v) => v.match(/^(\d+)@(\d+)$/));
+      await eventually(async () => (await fields()).reduce((n, f) => n + Number(f?.[1]), 0) === 2, { what: `${key} counts 2 connections` });
+      const [field, ...others] = await fields();
+      assert.equal(others.length, 0, 'both on this one instance');
+      assert.ok(Math.abs(Number(field[2]) - Date.now()) < 60_000, `written just now (Redis time): ${field[0]}`);
       const ttl = await redis.pTTL(key);
       assert.ok(ttl > 0, `${key} has a TTL (got ${ttl})`);
       await closeAll(f1, f2);

@@ -339,7 +339,11 @@ async fn drop_streams(state: &RedisState) {
     }
 }
 
-async fn events_reach_the_stream_on(target: &RedisTarget, entry: &super::StreamEntry, marker: &str) {
+async fn events_reach_the_stream_on(
+    target: &RedisTarget,
+    entry: &super::StreamEntry,
+    marker: &str,
+) {
     let redis = redis_state(target, RedisKeys::default()).await;
     redis
         .append_events(std::slice::from_ref(entry))
@@ -347,7 +351,11 @@ async fn events_reach_the_stream_on(target: &RedisTarget, entry: &super::StreamE
         .unwrap();
     let text = stream_text(&redis).await;
     let landed: Vec<&str> = text.lines().filter(|l| l.contains(marker)).collect();
-    assert_eq!(landed.len(), 1, "{target:?}: one stream holds the entry: {text}");
+    assert_eq!(
+        landed.len(),
+        1,
+        "{target:?}: one stream holds the entry: {text}"
+    );
     if !target.is_cluster() {
         // The contract's name, under the default prefix.
         assert!(landed[0].starts_with("chat:logs:events: "), "{text}");
@@ -362,11 +370,18 @@ async fn events_reach_the_stream_on(target: &RedisTarget, entry: &super::StreamE
         })
         .collect();
     own.append_events(&entries).await.unwrap();
-    assert_eq!(own.events_len().await.unwrap(), 40, "{target:?}: the streams' length");
+    assert_eq!(
+        own.events_len().await.unwrap(),
+        40,
+        "{target:?}: the streams' length"
+    );
     if target.is_cluster() {
         let text = stream_text(&own).await;
         let shards = text.lines().filter(|l| l.contains("t1")).count();
-        assert!(shards > 1, "entries of 40 threads in more than one shard: {text}");
+        assert!(
+            shards > 1,
+            "entries of 40 threads in more than one shard: {text}"
+        );
     }
     drop_streams(&own).await;
 }
@@ -743,7 +758,9 @@ async fn prefixes_isolate_deployments(target: &RedisTarget) {
     let (x_text, y_text) = (stream_text(&x).await, stream_text(&y).await);
     assert!(x_text.contains(&marker), "{x_text}");
     assert!(
-        x_text.lines().all(|l| l.starts_with(&format!("{px}:logs:events"))),
+        x_text
+            .lines()
+            .all(|l| l.starts_with(&format!("{px}:logs:events"))),
         "{x_text}"
     );
     assert!(!y_text.contains(&marker), "{y_text}");

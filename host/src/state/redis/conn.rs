@@ -18,32 +18,7 @@ use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr
 use redis::{Cmd, Pipeline, ProtocolVersion, PushInfo, PushKind, RedisFuture, RedisResult, Value};
 use tokio::sync::mpsc;
 
-/// Where the shared state lives: `REDIS_URL` or `REDIS_CLUSTER_URLS`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RedisTarget {
-    /// One Redis server (`redis://host:port`).
-    Standalone(String),
-    /// Seed nodes of a Redis Cluster; any one that answers gives the slot map.
-    Cluster(Vec<String>),
-}
-
-impl RedisTarget {
-    /// True for a Redis Cluster.
-    pub fn is_cluster(&self) -> bool {
-        matches!(self, Self::Cluster(_))
-    }
-
-    /// The URL or URLs, for logs, with `redact` applied to each (passwords).
-    pub fn describe(&self, redact: impl Fn(&str) -> String) -> String {
-        match self {
-            Self::Standalone(url) => format!("redis {}", redact(url)),
-            Self::Cluster(urls) => {
-                let urls: Vec<String> = urls.iter().map(|u| redact(u)).collect();
-                format!("redis cluster {}", urls.join(","))
-            }
-        }
-    }
-}
+use crate::config::RedisTarget;
 
 /// A reconnecting connection to a server or a cluster.
 #[derive(Clone)]

@@ -231,7 +231,11 @@ mod tests {
         let used: std::collections::HashSet<String> = (0..200)
             .map(|i| keys.event_stream(&format!("thread-{i}")))
             .collect();
-        assert_eq!(used.len(), EVENT_STREAM_SHARDS, "subjects spread over every shard");
+        assert_eq!(
+            used.len(),
+            EVENT_STREAM_SHARDS,
+            "subjects spread over every shard"
+        );
     }
 
     #[test]

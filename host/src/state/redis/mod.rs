@@ -26,7 +26,8 @@ use super::{
 mod conn;
 mod keys;
 
-pub use conn::{ChannelItem, PubSub, PubSubError, RedisConn, RedisTarget};
+pub use crate::config::RedisTarget;
+pub use conn::{ChannelItem, PubSub, PubSubError, RedisConn};
 pub use keys::{DEFAULT_PREFIX, EVENT_STREAM_SHARDS, InvalidPrefix, RedisKeys};
 
 /// Presence is counted per instance: `<prefix>:presence:<user>` is a hash of
@@ -297,7 +298,8 @@ impl RedisState {
     async fn register(&self) -> StateResult<()> {
         let mut mark = self.scripts.registry_mark.key(self.keys.instances());
         mark.arg(&self.instance);
-        self.call(mark.invoke_async::<i64>(&mut self.conn())).await?;
+        self.call(mark.invoke_async::<i64>(&mut self.conn()))
+            .await?;
         self.registered.store(true, Ordering::Relaxed);
         Ok(())
     }
@@ -330,11 +332,19 @@ impl RedisState {
     }
 
     /// Adds `users` to this instance's user set (for the reaper), or removes them.
-    async fn instance_users_update(&self, users: &[&str], add: bool, ttl: Duration) -> RedisResult<()> {
+    async fn instance_users_update(
+        &self,
+        users: &[&str],
+        add: bool,
+        ttl: Duration,
+    ) -> RedisResult<()> {
         let key = self.keys.instance_users(&self.instance);
         let mut pipe = redis::pipe();
         if add {
-            pipe.sadd(&key, users).ignore().pexpire(&key, millis(ttl) as i64).ignore();
+            pipe.sadd(&key, users)
+                .ignore()
+                .pexpire(&key, millis(ttl) as i64)
+                .ignore();
         } else {
             pipe.srem(&key, users).ignore();
         }
@@ -368,8 +378,11 @@ impl Presence for RedisState {
                 let mut conn = self.conn();
                 async move { script.invoke_async::<i64>(&mut conn).await }
             }));
-            self.call(try_join(self.instance_users_update(&names, true, ttl), marks))
-                .await?;
+            self.call(try_join(
+                self.instance_users_update(&names, true, ttl),
+                marks,
+            ))
+            .await?;
         }
         Ok(())
     }
@@ -476,7 +489,8 @@ impl OfflineQueues for RedisState {
         message: &str,
     ) -> StateResult<()> {
         self.call(try_join_all(users.iter().map(|user| async move {
-            self.scripts.offline_push
+            self.scripts
+                .offline_push
                 .key(self.keys.offline(user))
                 .key(self.keys.resync(user))
                 .arg(message)

@@ -40,13 +40,11 @@ async fn readyz(State(ctx): State<HttpContext>) -> impl IntoResponse {
         "draining": draining,
     });
     // Why a backend is unavailable, for whoever reads the probe.
-    let errors: serde_json::Map<String, serde_json::Value> = [
-        ("database", &ready.database),
-        ("state", &ready.state),
-    ]
-    .into_iter()
-    .filter_map(|(name, probe)| Some((name.to_owned(), probe.clone().err()?.into())))
-    .collect();
+    let errors: serde_json::Map<String, serde_json::Value> =
+        [("database", &ready.database), ("state", &ready.state)]
+            .into_iter()
+            .filter_map(|(name, probe)| Some((name.to_owned(), probe.clone().err()?.into())))
+            .collect();
     if !errors.is_empty() {
         body["errors"] = errors.into();
     }
