@@ -6,6 +6,9 @@
 #   bash bench/run.sh plugins BACKEND RATE       pairs (PAIRS, default 100) at RATE with 0, 1 and 3 plugins
 #   bash bench/run.sh room   BACKEND MEMBERS SENDERS RATE
 #   bash bench/run.sh idle   BACKEND PAIRS [SECONDS]  2*PAIRS sockets joined, nothing sent: CPU, Redis, SQL per minute
+#   bash bench/run.sh cluster PAIRS RATE [ROUNDS]  pairs on MariaDB + one Redis server against MariaDB + a
+#                                                Redis Cluster (3 masters + 3 replicas, started here), alternating:
+#                                                Redis commands and Redis CPU per message (masters summed)
 #   bash bench/run.sh verify [PREFIX]            DB check of MariaDB runs (messages once, receipts)
 # The server is pinned to CPU 0 and chat-load to CPU 1 (taskset); the server's CPU time
 # (utime+stime from /proc/<pid>/stat) over the chat-load run is added to each JSON as
@@ -47,10 +50,14 @@ start_server() {
   fi
   local env=(CHAT_LISTEN=127.0.0.1:0 CHAT_DATA_DIR="$data" CHAT_RATE_LIMIT_PER_MINUTE=100000000 CHAT_MAX_CONNECTIONS_PER_ADDRESS=0
     CHAT_PLUGIN_DIR="$data/plugins" RUST_LOG="${RUST_LOG:-warn}")
-  if [ "$backend" = mariadb ]; then
+  if [[ "$backend" = mariadb* ]]; then
     mysql -uroot -h127.0.0.1 -e 'CREATE DATABASE IF NOT EXISTS chat_host_bench'
-    env+=(DATABASE_URL="$DB_URL" REDIS_URL="$REDIS")
+    env+=(DATABASE_URL="$DB_URL")
   fi
+  case "$backend" in
+    mariadb) env+=(REDIS_URL="$REDIS") ;;
+    mariadb-cluster) env+=(REDIS_CLUSTER_URLS="$CLUSTER_URLS") ;;
+  esac
   local bin=$HOST_BIN
   [ "$backend" = echo ] && bin=$ECHO_BIN   # transport floor: bare socketioxide (loadgen/src/bin/chat-echo.rs)
   (cd "$data" && exec env "${env[@]}" taskset -c "$SERVER_CPU" "$bin") >"$data/server.log" 2>&1 &
@@ -70,7 +77,11 @@ db_counters() {
   mysql -uroot -h127.0.0.1 -N -e "SHOW GLOBAL STATUS WHERE Variable_name IN ('Questions','Com_commit','Com_insert')" |
     sort | awk '{v[$1]=$2} END {print v["Questions"]+0, v["Com_commit"]+0, v["Com_insert"]+0}'
 }
-redis_counter() { redis-cli info stats | tr -d '\r' | sed -n 's/^total_commands_processed://p'; }
+# Summed over REDIS_PORTS: the server of REDIS_URL, or a cluster's masters.
+REDIS_PORTS=${REDIS_PORTS:-$(echo "$REDIS" | sed -n 's|.*:\([0-9]*\)/*$|\1|p')}
+redis_info() { local p; for p in $REDIS_PORTS; do redis-cli -p "$p" info "$1"; done | tr -d '\r'; }
+redis_counter() { redis_info stats | awk -F: '/^total_commands_processed:/ {n += $2} END {print n + 0}'; }
+redis_cpu() { redis_info cpu | awk -F: '/^used_cpu_(sys|user):/ {s += $2} END {printf "%.3f", s}'; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # load NAME ARGS...: one chat-load run against the running server, JSON to $OUT/NAME.json.
@@ -88,8 +99,8 @@ load() {
     (sleep 2; a=$(cpu_ticks "$pid"); sleep "$window"; b=$(cpu_ticks "$pid"); echo "$window $a $b" >"$RESULTS/.window") &
     sampler=$!
   fi
-  local dbq0 rc0
-  dbq0=$(db_counters) rc0=$(redis_counter)
+  local dbq0 rc0 rcpu0
+  dbq0=$(db_counters) rc0=$(redis_counter) rcpu0=$(redis_cpu)
   echo "bench: $name: chat-load $*" >&2
   # PERF=FILE: also profile the server (perf record -g, PERF_SEC seconds, from 5 s into the run).
   [ -n "${PERF:-}" ] && (sleep 5; perf record -q -F 499 -g -o "$PERF" -p "$pid" -- sleep "${PERF_SEC:-8}" >/dev/null 2>&1) &
@@ -98,16 +109,21 @@ load() {
   after=$(cpu_ticks "$pid")
   [ -n "$sampler" ] && { wait "$sampler" 2>/dev/null || true; }
   python3 - "$OUT/$name.json" "$before" "$after" "$(getconf CLK_TCK)" "$BACKEND" "${PLUGINS:-}" "$(cat "$RESULTS/.window" 2>/dev/null)" \
-    "$dbq0" "$(db_counters)" "$rc0" "$(redis_counter)" <<'PY'
+    "$dbq0" "$(db_counters)" "$rc0" "$(redis_counter)" "$rcpu0" "$(redis_cpu)" <<'PY'
 import json, sys
-f, b, a, hz, backend, plugins, window, dq0, dq1, rc0, rc1 = sys.argv[1:]
+f, b, a, hz, backend, plugins, window, dq0, dq1, rc0, rc1, rcpu0, rcpu1 = sys.argv[1:]
 r = json.load(open(f))
-if backend == "mariadb":
+if backend.startswith("mariadb"):
     # Server-wide counters over the whole chat-load run (setup included): statements and
     # commits MariaDB executed, commands Redis processed.
     d0, d1 = (dict(zip(["questions", "commit", "insert"], map(int, x.split()))) for x in (dq0, dq1))
     r["backendCounters"] = {k: d1[k] - d0[k] for k in d0}
     r["backendCounters"]["redisCommands"] = int(rc1) - int(rc0)
+    r["backendCounters"]["redisCpuSeconds"] = round(float(rcpu1) - float(rcpu0), 3)
+    acked = (r.get("messages") or {}).get("acked") or 0
+    if acked:
+        r["backendCounters"]["redisCommandsPerMsg"] = round((int(rc1) - int(rc0)) / acked, 1)
+        r["backendCounters"]["redisCpuUsPerMsg"] = round((float(rcpu1) - float(rcpu0)) * 1e6 / acked)
 r["serverCpu"] = {"seconds": (int(a) - int(b)) / int(hz)}
 if window and r.get("messages") and r.get("params", {}).get("rate"):
     w, wa, wb = map(int, window.split())
@@ -121,7 +137,7 @@ PY
 }
 
 scenario=${1:-}; shift || true
-case "$scenario" in floors | storm | pairs | plugins | room | idle) OUT=$RESULTS/$scenario; mkdir -p "$OUT" ;; esac
+case "$scenario" in floors | storm | pairs | plugins | room | idle | cluster) OUT=$RESULTS/$scenario; mkdir -p "$OUT" ;; esac
 case "$scenario" in
   floors)
     {
@@ -153,6 +169,41 @@ case "$scenario" in
       load "plugins-$BACKEND-$n-$rate" --prefix "bx$n$RANDOM" pairs --pairs "${PAIRS:-100}" --rate "$rate" --duration "${DURATION:-20}"
       stop_server
     done
+    ;;
+  cluster)
+    npairs=$1 rate=$2 rounds=${3:-3}
+    cluster_dir=$(mktemp -d)
+    trap 'stop_server; bash scripts/redis-cluster.sh stop "$cluster_dir"; rm -rf "$cluster_dir"' EXIT
+    CLUSTER_URLS=$(bash scripts/redis-cluster.sh start "$cluster_dir")
+    masters=$(redis-cli -p "$(echo "$CLUSTER_URLS" | sed 's|,.*||; s|.*:||')" cluster nodes |
+      awk '$3 ~ /master/ {split($2, a, "[:@]"); print a[2]}' | xargs)
+    standalone_ports=$REDIS_PORTS
+    for round in $(seq 1 "$rounds"); do
+      for BACKEND in mariadb mariadb-cluster; do
+        if [ "$BACKEND" = mariadb ]; then REDIS_PORTS=$standalone_ports; else REDIS_PORTS=$masters; fi
+        start_server "$BACKEND" ""
+        TAG=r$round load "cluster-$BACKEND-$npairs-$rate" --prefix "bc${BACKEND: -1}$round$RANDOM" \
+          pairs --pairs "$npairs" --rate "$rate" --duration "${DURATION:-20}"
+        stop_server
+      done
+    done
+    python3 - "$OUT" "$npairs" "$rate" <<'PY'
+import glob, json, statistics, sys
+out, npairs, rate = sys.argv[1:]
+print("| backend | rounds | Redis commands / msg | Redis CPU us / msg | server CPU us / msg (steady) | lost | dup |")
+print("|---|---|---|---|---|---|---|")
+for backend in ("mariadb", "mariadb-cluster"):
+    runs = [json.load(open(f)) for f in sorted(glob.glob(f"{out}/cluster-{backend}-{npairs}-{rate}-r*.json"))]
+    if not runs:
+        continue
+    med = lambda xs: statistics.median(xs)
+    cmd = [r["backendCounters"]["redisCommandsPerMsg"] for r in runs]
+    cpu = [r["backendCounters"]["redisCpuUsPerMsg"] for r in runs]
+    srv = [r["serverCpu"]["window"]["cpuUsPerMsg"] for r in runs if r["serverCpu"].get("window")]
+    span = lambda xs: f"{min(xs):.0f}-{max(xs):.0f} (median {med(xs):.0f})" if xs else "-"
+    print(f"| {backend} | {len(runs)} | {span(cmd)} | {span(cpu)} | {span(srv)} "
+          f"| {sum(r['messages']['lost'] for r in runs)} | {sum(r['messages']['duplicated'] for r in runs)} |")
+PY
     ;;
   room)
     BACKEND=$1 members=$2 senders=$3 rate=$4

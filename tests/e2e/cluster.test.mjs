@@ -268,6 +268,32 @@ for (const topology of TOPOLOGIES) describe(topology.title, { skip: needsMysqlRe
       }
     });
 
+    it('a user\'s slot moves to another master mid-traffic (ASK while it migrates, MOVED after): every send is acked, once', { timeout: 60_000 }, async (t) => {
+      const { client, freelancer, thread } = await cast(s1);
+      const c = await online(servers[0], client, { label: 'client@node1' });
+      const f = await onlineIn(servers[1], freelancer, thread.id, { label: 'freelancer@node2' });
+      const acked = [];
+      const send = async (body) => {
+        const m = await c.send(thread.id, body);
+        acked.push(m);
+        assert.deepEqual(await f.nextMessage(m.id), m);
+      };
+      try {
+        await send('before the move');
+        // The sender's presence, queue and rate-limit keys share this slot.
+        const key = `chat:ratelimit:{${client.id}}`;
+        const from = await redisCluster.masterOf(key);
+        const to = (await redisCluster.nodes()).find((n) => n.master && !n.failed && n.port !== from).port;
+        const moved = await redisCluster.moveSlot(key, to, () => send('while the slot migrates'));
+        assert.equal(await redisCluster.masterOf(key), to, 'the slot is served by the other master');
+        await send('after the move');
+        t.diagnostic(`slot ${moved.slot} (${moved.keys} keys) moved from ${moved.fromPort} to ${moved.toPort}`);
+        await assertLedger(s1, thread.id, { acked, received: { [freelancer.id]: [f] } });
+      } finally {
+        await closeAll(c, f);
+      }
+    });
+
     it('seed nodes: an unreachable one is passed over; none reachable, or REDIS_URL beside REDIS_CLUSTER_URLS, is refused at start with a clear message', async () => {
       const dead = `redis://127.0.0.1:${await freePort()}`;
       const s = await startServer({ label: 'dead-seed-first', secrets, redisClusterUrls: `${dead},${redisCluster.urls}` });

@@ -77,6 +77,34 @@ export class RedisCluster {
     throw new Error(`no master serves slot ${slot} (${key})`);
   }
 
+  /**
+   * Moves `key`'s slot, with its keys, from its master to the master on `toPort`,
+   * the way `redis-cli --cluster reshard` does: the slot is importing on the target
+   * and migrating on the source, the keys move (clients get ASK for moved keys),
+   * then every master assigns the slot to the target (clients get MOVED).
+   * `between()` runs while the slot is half migrated.
+   */
+  async moveSlot(key, toPort, between = async () => {}) {
+    const slot = (await this.cli(this.ports[0], 'cluster', 'keyslot', key)).trim();
+    const fromPort = await this.masterOf(key);
+    const id = async (port) => (await this.cli(port, 'cluster', 'myid')).trim();
+    const [fromId, toId] = [await id(fromPort), await id(toPort)];
+    await this.cli(toPort, 'cluster', 'setslot', slot, 'importing', fromId);
+    await this.cli(fromPort, 'cluster', 'setslot', slot, 'migrating', toId);
+    const keys = (await this.cli(fromPort, 'cluster', 'getkeysinslot', slot, '1000')).trim().split('\n').filter(Boolean);
+    // Half of the keys first, then the work in between, then the rest.
+    const half = Math.ceil(keys.length / 2);
+    const migrate = async (batch) => {
+      if (batch.length) await this.cli(fromPort, 'migrate', '127.0.0.1', String(toPort), '', '0', '5000', 'keys', ...batch);
+    };
+    await migrate(keys.slice(0, half));
+    await between();
+    await migrate((await this.cli(fromPort, 'cluster', 'getkeysinslot', slot, '1000')).trim().split('\n').filter(Boolean));
+    const masters = (await this.nodes()).filter((n) => n.master && !n.failed);
+    for (const m of masters) await this.cli(m.port, 'cluster', 'setslot', slot, 'node', toId);
+    return { slot: Number(slot), fromPort, toPort, keys: keys.length };
+  }
+
   /** SIGKILLs the node on `port` (by the pid its pidfile names). */
   kill(port) {
     const pid = Number(readFileSync(join(this.dir, `node-${port}.pid`), 'utf8'));
