@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use futures_util::future::{try_join, try_join_all};
 use rand::Rng;
 use rand::distr::{Alphanumeric, SampleString};
-use redis::{AsyncCommands, RedisError, RedisResult, Script};
+use redis::{AsyncCommands, RedisError, RedisResult, Script, ScriptInvocation};
 
 use crate::domain::Millis;
 
@@ -294,6 +294,34 @@ impl RedisState {
         script.invoke_async(&mut self.conn()).await
     }
 
+    /// Runs one script per key (each call on its key's slot): on a server in
+    /// one pipeline, the script loaded first; on a cluster as concurrent calls,
+    /// each sent to the shard of its key.
+    async fn per_key(
+        &self,
+        script: &Script,
+        calls: impl Iterator<Item = ScriptInvocation<'_>>,
+    ) -> RedisResult<Vec<i64>> {
+        if self.conn.is_cluster() {
+            return try_join_all(calls.map(|call| {
+                let mut conn = self.conn();
+                async move { call.invoke_async::<i64>(&mut conn).await }
+            }))
+            .await;
+        }
+        let mut pipe = redis::pipe();
+        pipe.load_script(script).ignore();
+        let mut n = 0;
+        for call in calls {
+            pipe.invoke_script(&call);
+            n += 1;
+        }
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        pipe.query_async(&mut self.conn()).await
+    }
+
     /// Marks this instance live in the registry.
     async fn register(&self) -> StateResult<()> {
         let mut mark = self.scripts.registry_mark.key(self.keys.instances());
@@ -311,13 +339,16 @@ impl RedisState {
         let users: Vec<String> = self.call(self.conn().smembers(&users_key)).await?;
         let mut offline = Vec::new();
         for chunk in users.chunks(PRESENCE_REFRESH_CHUNK) {
-            let totals: Vec<i64> = self
-                .call(try_join_all(chunk.iter().map(|user| {
-                    let mut script = self.scripts.presence_unset.key(self.keys.presence(user));
-                    script.arg(id).arg(millis(self.stale));
-                    let mut conn = self.conn();
-                    async move { script.invoke_async::<i64>(&mut conn).await }
-                })))
+            let unset = &self.scripts.presence_unset;
+            let totals = self
+                .call(self.per_key(
+                    unset,
+                    chunk.iter().map(|user| {
+                        let mut call = unset.key(self.keys.presence(user));
+                        call.arg(id).arg(millis(self.stale));
+                        call
+                    }),
+                ))
                 .await?;
             offline.extend(
                 chunk
@@ -372,12 +403,15 @@ impl Presence for RedisState {
         // In chunks, so no one batch holds Redis for long.
         for chunk in users.chunks(PRESENCE_REFRESH_CHUNK) {
             let names: Vec<&str> = chunk.iter().map(|(user, _)| user.as_str()).collect();
-            let marks = try_join_all(chunk.iter().map(|(user, count)| {
-                let mut script = self.scripts.presence_mark.key(self.keys.presence(user));
-                script.arg(&self.instance).arg(count).arg(millis(ttl));
-                let mut conn = self.conn();
-                async move { script.invoke_async::<i64>(&mut conn).await }
-            }));
+            let mark = &self.scripts.presence_mark;
+            let marks = self.per_key(
+                mark,
+                chunk.iter().map(|(user, count)| {
+                    let mut call = mark.key(self.keys.presence(user));
+                    call.arg(&self.instance).arg(count).arg(millis(ttl));
+                    call
+                }),
+            );
             self.call(try_join(
                 self.instance_users_update(&names, true, ttl),
                 marks,
@@ -388,13 +422,16 @@ impl Presence for RedisState {
     }
 
     async fn presence_counts(&self, users: &[String]) -> StateResult<Vec<i64>> {
-        let totals: Vec<i64> = self
-            .call(try_join_all(users.iter().map(|user| {
-                let mut script = self.scripts.presence_count.key(self.keys.presence(user));
-                script.arg(millis(self.stale));
-                let mut conn = self.conn();
-                async move { script.invoke_async::<i64>(&mut conn).await }
-            })))
+        let count = &self.scripts.presence_count;
+        let totals = self
+            .call(self.per_key(
+                count,
+                users.iter().map(|user| {
+                    let mut call = count.key(self.keys.presence(user));
+                    call.arg(millis(self.stale));
+                    call
+                }),
+            ))
             .await?;
         Ok(totals.into_iter().map(|n| n.max(0)).collect())
     }
