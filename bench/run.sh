@@ -109,10 +109,12 @@ load() {
   after=$(cpu_ticks "$pid")
   [ -n "$sampler" ] && { wait "$sampler" 2>/dev/null || true; }
   python3 - "$OUT/$name.json" "$before" "$after" "$(getconf CLK_TCK)" "$BACKEND" "${PLUGINS:-}" "$(cat "$RESULTS/.window" 2>/dev/null)" \
-    "$dbq0" "$(db_counters)" "$rc0" "$(redis_counter)" "$rcpu0" "$(redis_cpu)" <<'PY'
+    "$dbq0" "$(db_counters)" "$rc0" "$(redis_counter)" "$rcpu0" "$(redis_cpu)" \
+    "$(git rev-parse --short HEAD)" "$(nproc) cores, $(uname -r)" <<'PY'
 import json, sys
-f, b, a, hz, backend, plugins, window, dq0, dq1, rc0, rc1, rcpu0, rcpu1 = sys.argv[1:]
+f, b, a, hz, backend, plugins, window, dq0, dq1, rc0, rc1, rcpu0, rcpu1, commit, machine = sys.argv[1:]
 r = json.load(open(f))
+r["commit"], r["machine"] = commit, machine
 if backend.startswith("mariadb"):
     # Server-wide counters over the whole chat-load run (setup included): statements and
     # commits MariaDB executed, commands Redis processed.
