@@ -420,11 +420,7 @@ impl SqlStore {
         &self,
         thread: &str,
     ) -> StoreResult<Option<(Transaction<'static, Any>, Option<ThreadAudit>)>> {
-        let mut tx = self
-            .pool
-            .begin_with(self.dialect.begin_write())
-            .await
-            .map_err(err)?;
+        let mut tx = self.begin(self.dialect.begin_write()).await?;
         let state = audit_state(&mut tx, self.dialect, thread, Lock::Exclusive)
             .await
             .map_err(err)?;
@@ -527,11 +523,7 @@ impl SqlStore {
 impl AuditChain for SqlStore {
     async fn audit_append(&self, record: &AuditRecord, seal: &dyn AuditSeal) -> StoreResult<i64> {
         for _ in 0..APPEND_ATTEMPTS {
-            let mut tx = self
-                .pool
-                .begin_with(self.dialect.begin_write())
-                .await
-                .map_err(err)?;
+            let mut tx = self.begin(self.dialect.begin_write()).await?;
             audit_state(&mut tx, self.dialect, &record.thread_id, Lock::Exclusive)
                 .await
                 .map_err(err)?;
@@ -573,11 +565,7 @@ impl AuditChain for SqlStore {
     }
 
     async fn audit_snapshot(&self, thread: &str) -> StoreResult<AuditSnapshot> {
-        let mut tx = self
-            .pool
-            .begin_with(self.dialect.begin_snapshot())
-            .await
-            .map_err(err)?;
+        let mut tx = self.begin(self.dialect.begin_snapshot()).await?;
         let head =
             sqlx::query("SELECT seq, head_mac, key_id FROM chat_audit_head WHERE thread_id = ?")
                 .bind(thread)

@@ -342,6 +342,30 @@ impl SqlStore {
         Ok(Self { pool, dialect })
     }
 
+    /// Starts a transaction with `begin` (e.g. [`Dialect::begin_write`]).
+    ///
+    /// The `BEGIN` runs to its end in a task of its own even when the caller
+    /// gives up on it (an event past its deadline): sqlx counts a transaction
+    /// only once `BEGIN`'s answer is read, so a `BEGIN` cancelled in flight
+    /// used to leave its connection inside a transaction nothing rolled back,
+    /// and the pool handed it on: the next borrower read a stale snapshot and
+    /// its writes waited uncommitted (the Postgres form is sqlx issue 4393; the
+    /// MySQL transaction manager has the same window). Finished in its task,
+    /// an abandoned transaction is dropped there and rolled back.
+    fn begin(
+        &self,
+        begin: &'static str,
+    ) -> impl Future<Output = StoreResult<sqlx::Transaction<'static, sqlx::Any>>> + 'static {
+        let pool = self.pool.clone();
+        let task = tokio::spawn(async move { pool.begin_with(begin).await });
+        async move {
+            match task.await {
+                Ok(begun) => begun.map_err(err),
+                Err(e) => Err(StoreError::Other(e.into())),
+            }
+        }
+    }
+
     /// Applies pending migrations of this dialect, then folds the display
     /// names they left without a search key ([`SqlStore::fold_names`]).
     pub async fn migrate(&self) -> anyhow::Result<()> {
@@ -555,11 +579,7 @@ impl Directory for SqlStore {
     }
 
     async fn create_thread(&self, thread: &NewThread) -> StoreResult<CreateThread> {
-        let mut tx = self
-            .pool
-            .begin_with(self.dialect.begin_write())
-            .await
-            .map_err(err)?;
+        let mut tx = self.begin(self.dialect.begin_write()).await?;
         if !thread.participant_ids.is_empty() {
             let sql = format!(
                 "SELECT id FROM chat_user WHERE id IN ({})",
@@ -717,11 +737,7 @@ impl SqlStore {
         receipts: &[NewReceipt],
         seal: &dyn AuditSeal,
     ) -> StoreResult<InsertMessage> {
-        let mut tx = self
-            .pool
-            .begin_with(self.dialect.begin_write())
-            .await
-            .map_err(err)?;
+        let mut tx = self.begin(self.dialect.begin_write()).await?;
         // The thread's counters first: the exclusive lock on its row comes before
         // the shared one the message's foreign key takes, so two sends of a thread
         // queue on it instead of deadlocking on the upgrade (MySQL). A repeated
@@ -868,11 +884,7 @@ impl SqlStore {
         now: Millis,
         seal: &dyn AuditSeal,
     ) -> StoreResult<MarkRead> {
-        let mut tx = self
-            .pool
-            .begin_with(self.dialect.begin_write())
-            .await
-            .map_err(err)?;
+        let mut tx = self.begin(self.dialect.begin_write()).await?;
         // First the thread's row, shared: an audit starting waits for this read.
         let audited = audit::audit_state(&mut tx, self.dialect, thread, audit::Lock::Shared)
             .await
@@ -952,11 +964,7 @@ impl SqlStore {
     }
 
     async fn record_refusal_once(&self, r: &NewRefusal, seal: &dyn AuditSeal) -> StoreResult<()> {
-        let mut tx = self
-            .pool
-            .begin_with(self.dialect.begin_write())
-            .await
-            .map_err(err)?;
+        let mut tx = self.begin(self.dialect.begin_write()).await?;
         let audited =
             audit::audit_state(&mut tx, self.dialect, &r.thread_id, audit::Lock::Exclusive)
                 .await
@@ -991,11 +999,7 @@ impl SqlStore {
         now: Millis,
         seal: &dyn AuditSeal,
     ) -> StoreResult<()> {
-        let mut tx = self
-            .pool
-            .begin_with(self.dialect.begin_write())
-            .await
-            .map_err(err)?;
+        let mut tx = self.begin(self.dialect.begin_write()).await?;
         // Their threads' rows first, shared, for the audit.
         let audited = audit::undelivered_in_audit(&mut tx, self.dialect, chunk)
             .await
@@ -1456,6 +1460,40 @@ impl ChatStore for SqlStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A write transaction whose caller gives up while its `BEGIN` is in flight
+    /// (an event past its deadline) leaves no pooled connection inside a
+    /// transaction: the next borrower's statements run on their own, see what
+    /// others committed and commit by themselves.
+    #[tokio::test]
+    async fn a_begin_cancelled_in_flight_leaves_no_connection_in_a_transaction() {
+        let Some(url) = crate::testing::mysql_url() else {
+            return;
+        };
+        sqlx::any::install_default_drivers();
+        // One connection, so the next statement runs on the one the BEGIN was sent on.
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .unwrap();
+        let store = SqlStore {
+            pool,
+            dialect: Dialect::MySql,
+        };
+        for wait_us in (0..400).step_by(20) {
+            let begin = store.begin(store.dialect.begin_write());
+            let _ = tokio::time::timeout(Duration::from_micros(wait_us), begin).await;
+            let open: i64 = sqlx::query_scalar("SELECT @@in_transaction")
+                .fetch_one(&store.pool)
+                .await
+                .unwrap();
+            assert_eq!(
+                open, 0,
+                "a BEGIN cancelled after {wait_us} us left its connection in a transaction"
+            );
+        }
+    }
 
     /// A real MariaDB deadlock (two transactions locking two rows in opposite
     /// orders) is `unavailable` and a deadlock; other errors are not run again.
