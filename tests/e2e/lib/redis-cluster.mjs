@@ -38,7 +38,10 @@ export class RedisCluster {
     return stdout;
   }
 
-  /** The nodes as `CLUSTER NODES` of a live node lists them: `{ id, port, master, masterId, failed }`. */
+  /**
+   * The nodes as `CLUSTER NODES` of a live node lists them:
+   * `{ id, port, master, masterId, failed, slots }`, `slots` a master's `[from, to]` ranges.
+   */
   async nodes() {
     for (const port of this.ports) {
       let text;
@@ -49,13 +52,17 @@ export class RedisCluster {
       }
       if (!text.trim()) continue;
       return text.trim().split('\n').map((line) => {
-        const [id, addr, flags, masterId] = line.split(' ');
+        const [id, addr, flags, masterId, , , , , ...ranges] = line.split(' ');
         return {
           id,
           port: Number(addr.split('@')[0].split(':')[1]),
           master: flags.includes('master'),
           masterId: masterId === '-' ? null : masterId,
           failed: flags.split(',').includes('fail'),
+          slots: ranges.filter((r) => !r.startsWith('[')).map((r) => {
+            const [from, to = from] = r.split('-').map(Number);
+            return [from, to];
+          }),
         };
       });
     }
@@ -65,16 +72,9 @@ export class RedisCluster {
   /** The port of the master that serves `key`'s slot. */
   async masterOf(key) {
     const slot = Number((await this.cli(this.ports[0], 'cluster', 'keyslot', key)).trim());
-    const text = await this.cli(this.ports[0], 'cluster', 'nodes');
-    for (const line of text.trim().split('\n')) {
-      const fields = line.split(' ');
-      if (!fields[2].includes('master')) continue;
-      for (const range of fields.slice(8)) {
-        const [from, to = from] = range.split('-').map(Number);
-        if (slot >= from && slot <= to) return Number(fields[1].split('@')[0].split(':')[1]);
-      }
-    }
-    throw new Error(`no master serves slot ${slot} (${key})`);
+    const master = (await this.nodes()).find((n) => n.master && n.slots.some(([from, to]) => slot >= from && slot <= to));
+    if (!master) throw new Error(`no master serves slot ${slot} (${key})`);
+    return master.port;
   }
 
   /**

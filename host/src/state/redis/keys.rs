@@ -120,24 +120,29 @@ impl RedisKeys {
     /// default) on a server; on a cluster [`EVENT_STREAM_SHARDS`] keys
     /// `<prefix>:logs:events:{<n>}`, which a reader reads one by one.
     pub fn event_streams(&self) -> Vec<String> {
+        (0..self.event_shards())
+            .map(|n| self.event_shard(n))
+            .collect()
+    }
+    /// Streams of the event log: one on a server, [`EVENT_STREAM_SHARDS`] on a cluster.
+    pub(crate) fn event_shards(&self) -> usize {
+        if self.tagged { EVENT_STREAM_SHARDS } else { 1 }
+    }
+    fn event_shard(&self, n: usize) -> String {
         if self.tagged {
-            (0..EVENT_STREAM_SHARDS)
-                .map(|n| format!("{}logs:events:{{{n}}}", self.root))
-                .collect()
+            format!("{}logs:events:{{{n}}}", self.root)
         } else {
-            vec![format!("{}logs:events", self.root)]
+            format!("{}logs:events", self.root)
         }
     }
     /// The stream key of an entry about `subject` (a thread, else a user): one
     /// subject's entries stay in one stream, in order.
     pub(crate) fn event_stream(&self, subject: &str) -> String {
-        let mut streams = self.event_streams();
-        let n = streams.len();
         // FNV-1a: the same shard on every instance and every build.
         let hash = subject.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
         });
-        streams.swap_remove((hash % n as u64) as usize)
+        self.event_shard((hash % self.event_shards() as u64) as usize)
     }
     /// `<prefix>:socket.io`: the prefix of the Socket.IO adapter's channels
     /// (`<prefix>:socket.io-request#/#`, ...), instead of the adapter's default

@@ -27,7 +27,7 @@ mod conn;
 mod keys;
 
 pub use crate::config::RedisTarget;
-pub use conn::{ChannelItem, PubSub, PubSubError, RedisConn};
+pub use conn::{PubSub, PubSubError, RedisConn};
 pub use keys::{DEFAULT_PREFIX, EVENT_STREAM_SHARDS, InvalidPrefix, RedisKeys};
 
 /// Presence is counted per instance: `<prefix>:presence:<user>` is a hash of
@@ -294,14 +294,24 @@ impl RedisState {
         script.invoke_async(&mut self.conn()).await
     }
 
-    /// Runs one script per key (each call on its key's slot): on a server in
-    /// one pipeline, the script loaded first; on a cluster as concurrent calls,
-    /// each sent to the shard of its key.
-    async fn per_key(
+    /// Runs `script` on the presence key of each `(user, value)`, with the
+    /// arguments `args` adds for the value: on a server in one pipeline, the
+    /// script loaded first; on a cluster as concurrent calls, each sent to the
+    /// shard of its key.
+    async fn per_user<'u, V>(
         &self,
         script: &Script,
-        calls: impl Iterator<Item = ScriptInvocation<'_>>,
+        users: impl ExactSizeIterator<Item = (&'u str, V)>,
+        args: impl Fn(&mut ScriptInvocation<'_>, V),
     ) -> RedisResult<Vec<i64>> {
+        if users.len() == 0 {
+            return Ok(Vec::new());
+        }
+        let calls = users.map(|(user, value)| {
+            let mut call = script.key(self.keys.presence(user));
+            args(&mut call, value);
+            call
+        });
         if self.conn.is_cluster() {
             return try_join_all(calls.map(|call| {
                 let mut conn = self.conn();
@@ -311,13 +321,8 @@ impl RedisState {
         }
         let mut pipe = redis::pipe();
         pipe.load_script(script).ignore();
-        let mut n = 0;
         for call in calls {
             pipe.invoke_script(&call);
-            n += 1;
-        }
-        if n == 0 {
-            return Ok(Vec::new());
         }
         pipe.query_async(&mut self.conn()).await
     }
@@ -339,15 +344,13 @@ impl RedisState {
         let users: Vec<String> = self.call(self.conn().smembers(&users_key)).await?;
         let mut offline = Vec::new();
         for chunk in users.chunks(PRESENCE_REFRESH_CHUNK) {
-            let unset = &self.scripts.presence_unset;
             let totals = self
-                .call(self.per_key(
-                    unset,
-                    chunk.iter().map(|user| {
-                        let mut call = unset.key(self.keys.presence(user));
+                .call(self.per_user(
+                    &self.scripts.presence_unset,
+                    chunk.iter().map(|user| (user.as_str(), ())),
+                    |call, ()| {
                         call.arg(id).arg(millis(self.stale));
-                        call
-                    }),
+                    },
                 ))
                 .await?;
             offline.extend(
@@ -403,14 +406,12 @@ impl Presence for RedisState {
         // In chunks, so no one batch holds Redis for long.
         for chunk in users.chunks(PRESENCE_REFRESH_CHUNK) {
             let names: Vec<&str> = chunk.iter().map(|(user, _)| user.as_str()).collect();
-            let mark = &self.scripts.presence_mark;
-            let marks = self.per_key(
-                mark,
-                chunk.iter().map(|(user, count)| {
-                    let mut call = mark.key(self.keys.presence(user));
+            let marks = self.per_user(
+                &self.scripts.presence_mark,
+                chunk.iter().map(|(user, count)| (user.as_str(), *count)),
+                |call, count| {
                     call.arg(&self.instance).arg(count).arg(millis(ttl));
-                    call
-                }),
+                },
             );
             self.call(try_join(
                 self.instance_users_update(&names, true, ttl),
@@ -422,15 +423,13 @@ impl Presence for RedisState {
     }
 
     async fn presence_counts(&self, users: &[String]) -> StateResult<Vec<i64>> {
-        let count = &self.scripts.presence_count;
         let totals = self
-            .call(self.per_key(
-                count,
-                users.iter().map(|user| {
-                    let mut call = count.key(self.keys.presence(user));
+            .call(self.per_user(
+                &self.scripts.presence_count,
+                users.iter().map(|user| (user.as_str(), ())),
+                |call, ()| {
                     call.arg(millis(self.stale));
-                    call
-                }),
+                },
             ))
             .await?;
         Ok(totals.into_iter().map(|n| n.max(0)).collect())
@@ -607,7 +606,7 @@ impl EventStream for RedisState {
     /// On a cluster each entry goes to the shard of its thread (else its user),
     /// so one thread's entries stay in order in one stream; one pipeline per shard.
     async fn append_events(&self, entries: &[StreamEntry]) -> StateResult<()> {
-        let shards = self.keys.event_streams().len();
+        let shards = self.keys.event_shards();
         let mut pipes: std::collections::BTreeMap<String, redis::Pipeline> = Default::default();
         for entry in entries {
             let field = |name: &str| entry.fields.iter().find(|(n, _)| n == name);
